@@ -15,10 +15,12 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from dpcl.errors import DpclError
+
 INT16_SCALE = 2**15
 
 
-class AudioError(ValueError):
+class AudioError(DpclError, ValueError):
     """An audio file is missing, unreadable, or not what the stage expects."""
 
 

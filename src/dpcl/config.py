@@ -21,8 +21,10 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from dpcl.errors import DpclError
 
-class ConfigError(ValueError):
+
+class ConfigError(DpclError, ValueError):
     """A params file is wrong; the message names the offending key."""
 
     def __init__(self, key: str, message: str) -> None:

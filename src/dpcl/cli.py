@@ -1,0 +1,83 @@
+"""`dpcl <stage>`: parse arguments, load params once, call one stage function. Nothing else.
+
+Paths of inputs and outputs are arguments, never read from params.yaml: the Snakefile and
+dvc.yaml own the layout, the stages only do the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import yaml
+
+from dpcl.config import Params, load_params, params_to_dict
+from dpcl.errors import DpclError
+
+
+def _corpus(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.corpus import build_corpus
+
+    build_corpus(params.corpus, args.out)
+
+
+def _mix(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.mixing import run_mix
+
+    run_mix(params, args.corpus, args.out)
+
+
+def _features(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.features import run_features
+
+    run_features(params, args.mix, args.out)
+
+
+def _show_params(params: Params, args: argparse.Namespace) -> None:
+    yaml.safe_dump(params_to_dict(params), sys.stdout, sort_keys=False)
+
+
+# stage name -> (function, help, [(flag, help)] of its path arguments)
+STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[tuple[str, str]]]] = {
+    "corpus": (_corpus, "build speech-by-speaker wavs and a manifest from the configured sources",
+               [("--out", "output folder (data/corpus)")]),
+    "mix": (_mix, "mix utterances with the WSJ0-2mix recipe",
+            [("--corpus", "corpus folder from `dpcl corpus`"), ("--out", "output folder (data/mix)")]),
+    "features": (_features, "STFT features, ideal-binary-mask targets and silence weights to HDF5",
+                 [("--mix", "mixture folder from `dpcl mix`"), ("--out", "output folder (data/features)")]),
+    "params": (_show_params, "validate the params files and print the resolved values", []),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dpcl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for name, (_, help_text, paths) in STAGES.items():
+        stage = sub.add_parser(name, help=help_text, description=help_text)
+        stage.add_argument("--params", action="append", type=Path, metavar="FILE",
+                           help="params file; repeat to merge profiles over it (default: params.yaml)")
+        for flag, flag_help in paths:
+            stage.add_argument(flag, type=Path, required=True, help=flag_help)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s dpcl {args.stage}: %(message)s", datefmt="%H:%M:%S")
+    try:
+        params = load_params(args.params or [Path("params.yaml")])
+        STAGES[args.stage][0](params, args)
+    except DpclError as error:
+        print(f"dpcl {args.stage}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dpcl {args.stage}: interrupted; completed outputs are intact", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""params.yaml is validated once: every mistake is named by its key, nothing passes silently."""
+
+from pathlib import Path
+
+import pytest
+
+from dpcl.cli import main
+from dpcl.config import ConfigError, Params, deep_merge, load_params, params_from_dict, params_to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_params_and_profiles_are_valid():
+    default = load_params([ROOT / "params.yaml"])
+    assert default.features.n_bins == 129
+    assert default.corpus.sample_rate == 8000
+    for profile in sorted((ROOT / "profiles").glob("*.yaml")):
+        merged = load_params([ROOT / "params.yaml", profile])
+        assert isinstance(merged, Params)
+    ci = load_params([ROOT / "params.yaml", ROOT / "profiles" / "ci.yaml"])
+    assert set(ci.corpus.sources) == {"espeak", "flite"}
+
+
+def test_params_yaml_states_every_key():
+    """params.yaml is the single place a user reads and edits: it must spell out every key."""
+    import yaml
+
+    stated = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert stated == params_to_dict(load_params([ROOT / "params.yaml"]))
+
+
+@pytest.mark.parametrize(
+    "data, key, fragment",
+    [
+        ({"corpus": {"sourcs": ["espeak"]}}, "corpus.sourcs", "did you mean 'sources'"),
+        ({"mixx": {}}, "mixx", "did you mean 'mix'"),
+        ({"mix": {"counts": {"tt": 0}}}, "mix.counts.tt", ">= 1"),
+        ({"features": {"n_fft": "256"}}, "features.n_fft", "integer"),
+        ({"features": {"n_fft": 300}}, "features.n_fft", "power of two"),
+        ({"corpus": {"sources": ["espek"]}}, "corpus.sources", "did you mean 'espeak'"),
+        ({"corpus": {"sample_rate": 44100}}, "corpus.sample_rate", "8000 or 16000"),
+        ({"corpus": {"synthesis": {"espeak_speed": 5}}}, "corpus.synthesis.espeak_speed", "[80, 450]"),
+        ({"mix": {"modes": ["mid"]}}, "mix.modes[0]", "allowed: min, max"),
+        ({"mix": {"modes": ["max"]}}, "features.mode", "not among mix.modes"),
+        ({"mix": {"max_gain_db": True}}, "mix.max_gain_db", "number"),
+        ({"corpus": {"sources": ["folder"]}}, "corpus.folder_root", "needs folder_root"),
+    ],
+)
+def test_mistakes_name_the_key(data, key, fragment):
+    with pytest.raises(ConfigError) as caught:
+        params_from_dict(data)
+    assert caught.value.key == key
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith(key)
+
+
+def test_profiles_merge_deeply():
+    merged = deep_merge({"mix": {"counts": {"tr": 5, "cv": 2}, "seed": 1}}, {"mix": {"counts": {"tr": 7}}})
+    assert merged == {"mix": {"counts": {"tr": 7, "cv": 2}, "seed": 1}}
+
+
+def test_cli_reports_a_params_typo_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("features:\n  hop_lenght: 64\n")
+    assert main(["features", "--params", str(bad), "--mix", str(tmp_path), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "features.hop_lenght: unknown key; did you mean 'hop_length'?" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "f").exists()
+
+
+def test_missing_params_file_is_reported(tmp_path, capsys):
+    assert main(["params", "--params", str(tmp_path / "nope.yaml")]) == 2
+    assert "params file not found" in capsys.readouterr().err
