@@ -99,3 +99,18 @@ def test_wrongly_sampled_mixture_fails_cleanly_and_keeps_old_output(tmp_path):
         run_features(params_from_dict({}), mix_dir, out, workers=1)
     assert sorted(p.name for p in out.iterdir()) == before
     assert not (tmp_path / "features.partial").exists()
+
+
+def test_write_wav_matches_libsndfile_and_refuses_to_clip(tmp_path):
+    """The fast `wave` writer gives the bytes soundfile would, for mono and stereo."""
+    import soundfile as sf
+
+    from dpcl.audio import to_int16
+
+    rng = np.random.default_rng(0)
+    for samples in (tone(440, 0.5), np.clip(0.2 * rng.standard_normal((4000, 2)), -0.9, 0.9)):
+        write_wav(tmp_path / "ours.wav", samples, RATE)
+        sf.write(tmp_path / "libsndfile.wav", to_int16(samples), RATE, subtype="PCM_16")
+        assert (tmp_path / "ours.wav").read_bytes() == (tmp_path / "libsndfile.wav").read_bytes()
+    with pytest.raises(AudioError, match="clip"):
+        write_wav(tmp_path / "loud.wav", tone(440, 0.5) * 10, RATE)

@@ -8,6 +8,7 @@ nothing is converted to 16-bit before the final write, so loud sources cannot cl
 
 from __future__ import annotations
 
+import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -73,10 +74,20 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
 
 
 def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
-    """Write mono or (n, channels) float samples as 16-bit PCM WAV (parent folders created)."""
+    """Write mono or (n, channels) float samples as 16-bit PCM WAV (parent folders created).
+
+    Uses the standard library's `wave` rather than soundfile: soundfile closes every file with
+    an fsync (measured 2.5 ms against 0.13 ms per 4 s file), which made mixing 10x slower.
+    Per-file durability is not needed: stages write inside `atomic_dir`, which a crash discards.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), to_int16(samples), rate, subtype="PCM_16", format="WAV")
+    data = to_int16(samples).astype("<i2")  # WAV is little-endian; (n,) or (n, channels)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1 if data.ndim == 1 else data.shape[1])
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(np.ascontiguousarray(data).tobytes())
 
 
 def peak_normalise(samples: np.ndarray, peak: float = 0.9) -> np.ndarray:
