@@ -36,18 +36,48 @@ def _features(params: Params, args: argparse.Namespace) -> None:
     run_features(params, args.mix, args.out)
 
 
+def _train_dpcl(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.training import train_dpcl
+
+    _set_threads(args.threads)
+    train_dpcl(params, args.features, args.out, args.checkpoints)
+
+
+def _train_baseline(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.training import train_baseline
+
+    _set_threads(args.threads)
+    train_baseline(params, args.run, args.features, args.out, args.checkpoints)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def _show_params(params: Params, args: argparse.Namespace) -> None:
     yaml.safe_dump(params_to_dict(params), sys.stdout, sort_keys=False)
 
 
-# stage name -> (function, help, [(flag, help)] of its path arguments)
-STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[tuple[str, str]]]] = {
+PATH = {"type": Path, "required": True}
+TRAINING = [("--features", PATH, "feature folder from `dpcl features`"), ("--out", PATH, "output folder of the model"),
+            ("--checkpoints", PATH, "folder of resumable checkpoints (kept outside the output)"),
+            ("--threads", {"type": int, "default": 0}, "CPU threads for torch (0: torch's default)")]
+
+# stage name -> (function, help, [(flag, argparse options, help)])
+STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[tuple[str, dict, str]]]] = {
     "corpus": (_corpus, "build speech-by-speaker wavs and a manifest from the configured sources",
-               [("--out", "output folder (data/corpus)")]),
+               [("--out", PATH, "output folder (data/corpus)")]),
     "mix": (_mix, "mix utterances with the WSJ0-2mix recipe",
-            [("--corpus", "corpus folder from `dpcl corpus`"), ("--out", "output folder (data/mix)")]),
+            [("--corpus", PATH, "corpus folder from `dpcl corpus`"), ("--out", PATH, "output folder (data/mix)")]),
     "features": (_features, "STFT features, ideal-binary-mask targets and silence weights to HDF5",
-                 [("--mix", "mixture folder from `dpcl mix`"), ("--out", "output folder (data/features)")]),
+                 [("--mix", PATH, "mixture folder from `dpcl mix`"), ("--out", PATH, "output folder (data/features)")]),
+    "train-dpcl": (_train_dpcl, "train the Deep Clustering network (params section dpcl)", TRAINING),
+    "train-baseline": (_train_baseline, "train one neuron-model baseline (params section baselines)",
+                       [("--run", {"required": True}, "<transfer function>-<objective>, e.g. threshold-pit"),
+                        *TRAINING]),
     "params": (_show_params, "validate the params files and print the resolved values", []),
 }
 
@@ -59,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=help_text, description=help_text)
         stage.add_argument("--params", action="append", type=Path, metavar="FILE",
                            help="params file; repeat to merge profiles over it (default: params.yaml)")
-        for flag, flag_help in paths:
-            stage.add_argument(flag, type=Path, required=True, help=flag_help)
+        for flag, options, flag_help in paths:
+            stage.add_argument(flag, help=flag_help, **options)
     return parser
 
 

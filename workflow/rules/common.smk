@@ -9,3 +9,6 @@ PARAMS_ARGS = " ".join(
     f"--params {path}" for path in ["params.yaml", *workflow.overwrite_configfiles]
 )
 CODE = "src/dpcl"
+# Modules whose change re-runs a training (dvc.yaml lists the same files).
+TRAINING_CODE = ["chunks", "losses", "objectives", "train", "training", "models/dpcl", "models/neuron", "models/transfer"]
+BASELINE_RUNS = PARAMS.baselines.runs

@@ -1,0 +1,260 @@
+"""The training loop: curriculum phases, validation, early stopping, checkpoints, exact resume.
+
+A plain PyTorch loop (no framework hooks to rot across versions). It trains any model with
+any objective `objective(model, batch) -> loss`; the stage functions in `training.py` choose
+both. Why each piece is the way it is:
+
+- Randomness is re-seeded from (seed, phase, epoch) at the start of every epoch, so the batch
+  order, dropout and stochastic neurons of epoch k do not depend on how the run got there:
+  a run resumed from the checkpoint after epoch k-1 continues exactly as an uninterrupted one.
+- The checkpoint (model, optimiser, scheduler, best weights, history, the resolved params) is
+  written atomically after every epoch, outside the stage's output folder, so neither a kill
+  nor Snakemake's removal of a failed job's outputs loses finished epochs.
+- Each phase (DPCL++: 100-frame chunks, then 400) starts from the best weights of the one
+  before, with a fresh optimiser at its own learning rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from dpcl.atomic import atomic_path
+from dpcl.config import TrainingConfig
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+
+
+class Objective(Protocol):
+    def __call__(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...
+
+
+@dataclass
+class EpochRecord:
+    """One line of the training history (and one MLflow step)."""
+
+    phase: int
+    epoch: int
+    step: int
+    chunk_frames: int
+    train_loss: float
+    val_loss: float
+    learning_rate: float
+    epoch_seconds: float
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run; saved after every epoch."""
+
+    phase: int = 0
+    epoch: int = 0  # epochs completed in `phase`
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    tracking_run_id: str | None = None
+    finished: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto`: CUDA when present, else CPU; the same code and params serve both."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def seed_epoch(seed: int, phase: int, epoch: int) -> torch.Generator:
+    """Seed torch and numpy for one epoch; returns the generator that orders its batches."""
+    epoch_seed = int(np.random.SeedSequence([seed, phase, epoch]).generate_state(1)[0])
+    torch.manual_seed(epoch_seed)
+    np.random.seed(epoch_seed % 2**32)
+    generator = torch.Generator()
+    generator.manual_seed(epoch_seed)
+    return generator
+
+
+def make_optimizer(cfg: TrainingConfig, params, learning_rate: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=learning_rate, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+    return torch.optim.SGD(params, lr=learning_rate, weight_decay=cfg.weight_decay, momentum=cfg.momentum)
+
+
+def make_scheduler(cfg: TrainingConfig, optimizer: torch.optim.Optimizer):
+    if cfg.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.scheduler_factor,
+                                                          patience=cfg.scheduler_patience)
+    return None
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def _autocast(cfg: TrainingConfig, device: torch.device):
+    """bfloat16 autocast on CUDA when asked: no loss scaling needed, the loss stays float32."""
+    enabled = cfg.mixed_precision and device.type == "cuda"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def evaluate(model: nn.Module, objective: Objective, dataset: Dataset, batch_size: int, cfg: TrainingConfig,
+             device: torch.device) -> float:
+    """Mean loss over a dataset (no gradients, eval mode: expectations for stochastic neurons)."""
+    model.eval()
+    total, count = 0.0, 0
+    limit = cfg.max_val_batches or None
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    with torch.no_grad():
+        for index, batch in enumerate(loader):
+            if limit is not None and index >= limit:
+                break
+            with _autocast(cfg, device):
+                loss = objective(model, _to(batch, device))
+            total += float(loss) * len(batch["logmag"])
+            count += len(batch["logmag"])
+    return total / max(count, 1)
+
+
+def fit(
+    model: nn.Module,
+    objective: Objective,
+    datasets: Callable[[int], tuple[Dataset, Dataset]],
+    cfg: TrainingConfig,
+    checkpoint_path: Path,
+    snapshot: dict[str, Any],
+    on_epoch: Callable[[EpochRecord, TrainState], None] | None = None,
+    on_start: Callable[[TrainState], None] | None = None,
+    desc: str = "train",
+) -> TrainState:
+    """Train `model` through every phase of `cfg`, resuming from `checkpoint_path` if present.
+
+    `datasets(chunk_frames)` returns (train, validation) datasets for a phase. `snapshot` (the
+    resolved params) is stored in the checkpoint; a checkpoint written under other params is
+    not resumed, since its epochs belong to a different experiment. On return the model holds
+    the best weights (lowest validation loss of the last phase).
+    """
+    device = resolve_device(cfg.device)
+    model.to(device)
+    state, resumed = TrainState(), _load_checkpoint(checkpoint_path, snapshot)
+    best_weights = copy.deepcopy(model.state_dict())
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        best_weights = resumed["best_model"]
+        state = resumed["state"]
+        log.info("resuming from %s: phase %d, %d epoch(s) done", checkpoint_path, state.phase + 1, state.epoch)
+    if on_start is not None:
+        on_start(state)
+
+    for phase_index, phase in enumerate(cfg.phases):
+        if phase_index < state.phase or state.finished:
+            continue
+        train_set, val_set = datasets(phase.chunk_frames)
+        optimizer = make_optimizer(cfg, model.parameters(), phase.learning_rate)
+        scheduler = make_scheduler(cfg, optimizer)
+        if resumed is not None and state.epoch > 0:
+            optimizer.load_state_dict(resumed["optimizer"])
+            if scheduler is not None and resumed["scheduler"] is not None:
+                scheduler.load_state_dict(resumed["scheduler"])
+        for epoch in range(state.epoch, phase.epochs):
+            record = _train_epoch(model, objective, train_set, val_set, optimizer, cfg, device,
+                                  phase_index, epoch, phase.batch_size, phase.chunk_frames, desc)
+            record.step = len(state.history)
+            state.history.append(record)
+            if scheduler is not None:
+                scheduler.step(record.val_loss)
+            if record.val_loss < state.best_val:
+                state.best_val, state.bad_epochs = record.val_loss, 0
+                best_weights = copy.deepcopy(model.state_dict())
+            else:
+                state.bad_epochs += 1
+            state.epoch = epoch + 1
+            stop = cfg.early_stopping_patience > 0 and state.bad_epochs >= cfg.early_stopping_patience
+            if stop or state.epoch >= phase.epochs:  # phase over: the next starts from its best weights
+                state.phase, state.epoch, state.bad_epochs, state.best_val = phase_index + 1, 0, 0, math.inf
+                model.load_state_dict(best_weights)
+            state.finished = state.phase >= len(cfg.phases)
+            _save_checkpoint(checkpoint_path, model, best_weights, optimizer, scheduler, state, snapshot)
+            if on_epoch is not None:
+                on_epoch(record, state)
+            log.info("phase %d epoch %d: train %.4f val %.4f lr %.2e (%.1f s)%s", phase_index + 1, epoch + 1,
+                     record.train_loss, record.val_loss, record.learning_rate, record.epoch_seconds,
+                     "; early stop" if stop else "")
+            if stop:
+                break
+    state.finished = True
+    model.load_state_dict(best_weights)
+    return state
+
+
+def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val_set: Dataset,
+                 optimizer: torch.optim.Optimizer, cfg: TrainingConfig, device: torch.device, phase: int,
+                 epoch: int, batch_size: int, chunk_frames: int, desc: str) -> EpochRecord:
+    start = time.perf_counter()
+    generator = seed_epoch(cfg.seed, phase, epoch)
+    order = torch.randperm(len(train_set), generator=generator).tolist()
+    if cfg.max_batches_per_epoch:
+        order = order[: cfg.max_batches_per_epoch * batch_size]
+    loader = DataLoader(Subset(train_set, order), batch_size=batch_size, shuffle=False, drop_last=False)
+    model.train()
+    total, count = 0.0, 0
+    progress = tqdm(loader, desc=f"{desc} p{phase + 1} e{epoch + 1}", unit="batch", mininterval=5, leave=False)
+    for batch in progress:
+        batch = _to(batch, device)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(cfg, device):
+            loss = objective(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {float(loss)} in phase {phase + 1}, epoch {epoch + 1}: "
+                                     "lower the learning rate or set training.grad_clip")
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        total += float(loss.detach()) * len(batch["logmag"])
+        count += len(batch["logmag"])
+    val_loss = evaluate(model, objective, val_set, batch_size, cfg, device)
+    return EpochRecord(phase=phase + 1, epoch=epoch + 1, step=0, chunk_frames=chunk_frames,
+                       train_loss=total / max(count, 1), val_loss=val_loss,
+                       learning_rate=optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - start)
+
+
+def _save_checkpoint(path: Path, model: nn.Module, best_weights: dict, optimizer: torch.optim.Optimizer,
+                     scheduler, state: TrainState, snapshot: dict[str, Any]) -> None:
+    payload = {
+        "model": model.state_dict(), "best_model": best_weights, "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "state": {**asdict(state), "history": [asdict(r) for r in state.history]}, "params": snapshot,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load_checkpoint(path: Path, snapshot: dict[str, Any]) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("params") != snapshot:
+        log.warning("ignoring checkpoint %s: it was written under other params", path)
+        return None
+    raw = payload["state"]
+    history = [EpochRecord(**r) for r in raw.pop("history")]
+    payload["state"] = TrainState(**raw, history=history)
+    return payload

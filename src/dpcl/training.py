@@ -1,0 +1,122 @@
+"""Stages `train_dpcl` and `train_baseline`: build the model, fit it, save it, track it in MLflow.
+
+Output folder of a training (DVC- and Snakemake-owned):
+    model.pt       state dict + the resolved params + kind/transfer/objective (see models.build)
+    history.csv    one row per epoch
+    metrics.json   best validation loss, epochs, seconds, device
+The resumable checkpoint lives in `checkpoint_dir`, outside the output, so a failed or
+killed job (whose outputs Snakemake deletes) keeps every finished epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from dpcl.atomic import atomic_dir, write_json
+from dpcl.chunks import ChunkDataset
+from dpcl.config import Params, TrainingConfig, params_to_dict
+from dpcl.errors import DpclError
+from dpcl.models.build import build_model
+from dpcl.objectives import DeepClusteringObjective, MaskObjective
+from dpcl.tracking import Run, data_version, git_commit
+from dpcl.train import EpochRecord, Objective, TrainState, fit, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def train_dpcl(params: Params, features_dir: Path, out_dir: Path, checkpoint_dir: Path) -> TrainState:
+    """Train the Deep Clustering network of `params.dpcl`."""
+    size = params.dpcl.network
+    name = f"dpcl-{params.dpcl.size}-{size.layers}x{size.hidden}-D{params.dpcl.embedding_dim}"
+    return _train(params, "dpcl", None, DeepClusteringObjective(params.mix.n_speakers), params.dpcl.training,
+                  name, features_dir, out_dir, checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)})
+
+
+def train_baseline(params: Params, run: str, features_dir: Path, out_dir: Path, checkpoint_dir: Path) -> TrainState:
+    """Train one neuron-model baseline; `run` is `<transfer function>-<objective>`."""
+    cfg = params.baselines
+    if run not in cfg.runs:
+        raise DpclError(f"unknown baseline {run!r} (configured: {', '.join(cfg.runs)})")
+    transfer, objective = run.rsplit("-", 1)
+    section = params_to_dict(cfg)
+    section.update(transfer_functions=[transfer], objectives=[objective],
+                   transfer_params={k: v for k, v in section["transfer_params"].items()
+                                    if k in (transfer, cfg.output_transfer)})
+    return _train(params, "baseline", transfer, MaskObjective(params.mix.n_speakers, objective), cfg.training,
+                  f"baseline-{cfg.topology}-{run}", features_dir, out_dir, checkpoint_dir,
+                  {"baseline": section, "objective": objective})
+
+
+def _train(params: Params, kind: str, transfer: str | None, objective: Objective, cfg: TrainingConfig, name: str,
+           features_dir: Path, out_dir: Path, checkpoint_dir: Path, model_params: dict[str, Any]) -> TrainState:
+    features_dir, out_dir = Path(features_dir), Path(out_dir)
+    for split in ("tr", "cv"):
+        if not (features_dir / f"{split}.h5").is_file():
+            raise DpclError(f"{features_dir / f'{split}.h5'} not found: run the `features` stage first")
+    torch.manual_seed(cfg.seed)  # initial weights
+    model = build_model(params, kind, transfer)
+    # What makes two trainings the same experiment: a checkpoint from other values is not resumed.
+    snapshot = {"model": model_params, "training": params_to_dict(cfg), "features": params_to_dict(params.features),
+                "data": data_version(features_dir)}
+    stats = features_dir / "stats.json"
+
+    def datasets(chunk_frames: int) -> tuple[ChunkDataset, ChunkDataset]:
+        return (ChunkDataset(features_dir / "tr.h5", stats, chunk_frames),
+                ChunkDataset(features_dir / "cv.h5", stats, chunk_frames))
+
+    device = resolve_device(cfg.device)
+    tracker: dict[str, Run] = {}
+
+    def on_start(state: TrainState) -> None:
+        tracker["run"] = run = Run(params.tracking, name, state.tracking_run_id)
+        state.tracking_run_id = run.run_id
+        run.log_params({**model_params, "training": params_to_dict(cfg), "features": params_to_dict(params.features),
+                        "n_parameters": sum(p.numel() for p in model.parameters())})
+        run.set_tags({"kind": kind, "device": str(device), "git_commit": git_commit(),
+                      "data_version": snapshot["data"], "torch": torch.__version__})
+
+    def on_epoch(record: EpochRecord, state: TrainState) -> None:
+        tracker["run"].log_metrics({"train_loss": record.train_loss, "val_loss": record.val_loss,
+                                    "learning_rate": record.learning_rate, "epoch_seconds": record.epoch_seconds,
+                                    "chunk_frames": record.chunk_frames}, step=record.step)
+
+    started = time.perf_counter()
+    checkpoint = Path(checkpoint_dir) / f"{name}.pt"
+    try:
+        state = fit(model, objective, datasets, cfg, checkpoint, snapshot, on_epoch=on_epoch, on_start=on_start,
+                    desc=name)
+    except BaseException:
+        if "run" in tracker:
+            tracker["run"].finish("KILLED")
+        raise
+    seconds = time.perf_counter() - started
+    _write_outputs(out_dir, model, params, kind, transfer, model_params, state, name, device, seconds)
+    run = tracker["run"]
+    run.log_metrics({"best_val_loss": min(r.val_loss for r in state.history)}, step=len(state.history))
+    for file in ("model.pt", "history.csv", "metrics.json"):
+        run.log_artifact(out_dir / file)
+    run.finish()
+    return state
+
+
+def _write_outputs(out_dir: Path, model: nn.Module, params: Params, kind: str, transfer: str | None,
+                   model_params: dict[str, Any], state: TrainState, name: str, device: torch.device,
+                   seconds: float) -> None:
+    history = pd.DataFrame([asdict(r) for r in state.history])
+    with atomic_dir(out_dir) as staging:
+        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "params": params_to_dict(params), "kind": kind, "transfer": transfer,
+                    "objective": model_params.get("objective"), "name": name}, staging / "model.pt")
+        history.to_csv(staging / "history.csv", index=False)
+        write_json(staging / "metrics.json", {
+            "name": name, "best_val_loss": float(history["val_loss"].min()), "epochs": len(history),
+            "train_seconds": round(seconds, 2), "device": str(device),
+            "parameters": sum(p.numel() for p in model.parameters())})

@@ -1,0 +1,49 @@
+# Training: DPCL and one neuron-model baseline per transfer function and objective
+# (src/dpcl/training.py). Checkpoints live in data/checkpoints/, outside the outputs, so an
+# interrupted job resumes where it stopped.
+
+
+rule train_dpcl:
+    input:
+        features="data/features",
+        code=[f"{CODE}/{name}.py" for name in TRAINING_CODE],
+    output:
+        directory("data/models/dpcl"),
+    params:
+        files=PARAMS_ARGS,
+        features=config["features"],
+        mix=config["mix"],
+        dpcl=config["dpcl"],
+    threads: workflow.cores
+    log:
+        "logs/train_dpcl.log",
+    benchmark:
+        "logs/benchmarks/train_dpcl.tsv"
+    conda:
+        "../envs/dpcl.yaml"
+    shell:
+        "dpcl train-dpcl {params.files} --features {input.features} --out {output}"
+        " --checkpoints data/checkpoints --threads {threads} > {log} 2>&1"
+
+
+rule train_baseline:
+    input:
+        features="data/features",
+        code=[f"{CODE}/{name}.py" for name in TRAINING_CODE],
+    output:
+        directory("data/models/baselines/{run}"),
+    params:
+        files=PARAMS_ARGS,
+        features=config["features"],
+        mix=config["mix"],
+        baselines=config["baselines"],
+    threads: 1
+    log:
+        "logs/train_baseline/{run}.log",
+    benchmark:
+        "logs/benchmarks/train_baseline/{run}.tsv"
+    conda:
+        "../envs/dpcl.yaml"
+    shell:
+        "dpcl train-baseline {params.files} --run {wildcards.run} --features {input.features}"
+        " --out {output} --checkpoints data/checkpoints --threads {threads} > {log} 2>&1"
