@@ -53,13 +53,21 @@ CORPUS_SOURCES = ("fillets_cs", "fillets_nl", "klettres", "ktuberling", "espeak"
 class SynthesisConfig:
     """Synthetic voices: which ones, and what they say (sentences drawn from `fortunes`)."""
 
+    # espeak-ng English voice variants (files in espeak-ng-data/voices/!v): `en+m1`, ...
     espeak_voices: tuple[str, ...] = ("m1", "m3", "m7", "f1", "f2", "f4")
+    # flite's built-in voices (`flite -lv`); kal is rendered with its 16 kHz twin kal16 when needed.
     flite_voices: tuple[str, ...] = ("awb", "rms", "slt", "kal")
     # espeak-ng speaking rate in words per minute; its default (175) is fast for separation.
     espeak_speed: int = 150
 
     def __post_init__(self) -> None:
         _require(80 <= self.espeak_speed <= 450, "espeak_speed", f"must be in [80, 450], got {self.espeak_speed}")
+        for key in ("espeak_voices", "flite_voices"):
+            voices = getattr(self, key)
+            _require(len(set(voices)) == len(voices), key, f"lists a voice twice: {list(voices)}")
+        # kal and kal16 are one speaker at two rates: both would be one person under two names.
+        _require(not {"kal", "kal16"} <= set(self.flite_voices), "flite_voices",
+                 "kal and kal16 are the same speaker; list one of them")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +92,9 @@ class CorpusConfig:
     n_test_speakers: int = 4
     # Share of each training speaker's utterances set aside for validation (WSJ0-2mix `cv`).
     validation_fraction: float = 0.15
+    # Keep Fish Fillets' minor roles (uncredited actors who may double the main roles) as speakers.
+    # They then share one speaker group with their dub's main roles, so a dub never straddles splits.
+    fillets_minor_roles: bool = False
     synthesis: SynthesisConfig = SynthesisConfig()
     seed: int = 0
 
@@ -105,6 +116,8 @@ class CorpusConfig:
                  "the test split needs at least 2 speakers to mix")
         _require(0.0 < self.validation_fraction < 0.5, "validation_fraction",
                  f"must be in (0, 0.5), got {self.validation_fraction}")
+        _require(len(set(self.test_speakers)) == len(self.test_speakers), "test_speakers",
+                 f"lists a speaker twice: {list(self.test_speakers)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,12 +191,164 @@ class FeaturesConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PhaseConfig:
+    """One curriculum phase: chunk length, epochs, batch size, learning rate."""
+
+    chunk_frames: int = 100
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _require(8 <= self.chunk_frames <= 4000, "chunk_frames", f"must be in [8, 4000], got {self.chunk_frames}")
+        _require(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        _require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _require(0 < self.learning_rate < 1, "learning_rate", f"must be in (0, 1), got {self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How a model is trained; shared by DPCL and the baselines, each with its own values."""
+
+    # DPCL++ curriculum: 100-frame chunks, then 400-frame chunks from the best weights.
+    phases: tuple[PhaseConfig, ...] = (PhaseConfig(),)
+    optimizer: Literal["adam", "adamw", "rmsprop", "sgd"] = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # rmsprop and sgd only
+    grad_clip: float = 5.0  # max global gradient norm; 0 turns clipping off
+    scheduler: Literal["plateau", "none"] = "plateau"
+    scheduler_factor: float = 0.5
+    scheduler_patience: int = 1
+    early_stopping_patience: int = 3  # epochs without a better validation loss; 0 turns it off
+    max_batches_per_epoch: int = 0  # 0: the whole training split every epoch
+    max_val_batches: int = 0  # 0: the whole validation split
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: bool = False  # bfloat16 autocast, CUDA only
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _require(len(self.phases) >= 1, "phases", "needs at least one phase")
+        _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        _require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0, got {self.grad_clip}")
+        _require(0 < self.scheduler_factor < 1, "scheduler_factor", f"must be in (0, 1), got {self.scheduler_factor}")
+        for key in ("scheduler_patience", "early_stopping_patience", "max_batches_per_epoch", "max_val_batches"):
+            _require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DpclSize:
+    """Size of the BLSTM stack."""
+
+    hidden: int = 300
+    layers: int = 2
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(self.hidden >= 1, "hidden", f"must be >= 1, got {self.hidden}")
+        _require(self.layers >= 1, "layers", f"must be >= 1, got {self.layers}")
+        _require(0 <= self.dropout < 1, "dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DpclSizes:
+    """The two named sizes: one a 2-core CPU trains in the main job's budget, and the paper's."""
+
+    default: DpclSize = DpclSize()
+    paper: DpclSize = DpclSize(hidden=600, layers=4, dropout=0.3)
+
+
+@dataclasses.dataclass(frozen=True)
+class DpclConfig:
+    """Stage `train_dpcl`: the Deep Clustering network and its training."""
+
+    size: Literal["default", "paper"] = "default"
+    sizes: DpclSizes = DpclSizes()
+    embedding_dim: int = 20
+    nonlinearity: Literal["tanh", "sigmoid"] = "tanh"
+    training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self) -> None:
+        _require(2 <= self.embedding_dim <= 256, "embedding_dim", f"must be in [2, 256], got {self.embedding_dim}")
+
+    @property
+    def network(self) -> DpclSize:
+        return getattr(self.sizes, self.size)
+
+
+BASELINE_OBJECTIVES = ("fixed", "pit")
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineConfig:
+    """Stages `train_baseline`: neuron-model mask networks, one per transfer function and objective."""
+
+    transfer_functions: tuple[str, ...] = (
+        "threshold", "unipolar_sigmoid", "bipolar_sigmoid", "piecewise_linear", "probabilistic")
+    # Parameters of the transfer functions that take any, by name.
+    transfer_params: dict[str, dict[str, float]] = dataclasses.field(default_factory=lambda: {
+        "piecewise_linear": {"c": 0.5, "x_c": 2.0}, "probabilistic": {"temperature": 1.0}})
+    objectives: tuple[Literal["fixed", "pit"], ...] = BASELINE_OBJECTIVES
+    topology: Literal["feedforward", "recurrent"] = "feedforward"
+    context: int = 3  # frames on each side of the frame a mask is estimated for
+    hidden: tuple[int, ...] = (300, 300)
+    output_transfer: str = "unipolar_sigmoid"
+    training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self) -> None:
+        from dpcl.models.transfer import TRANSFER_FUNCTIONS, make_transfer
+
+        _require(len(self.transfer_functions) >= 1, "transfer_functions", "must name at least one")
+        for name in (*self.transfer_functions, self.output_transfer):
+            key = "transfer_functions" if name in self.transfer_functions else "output_transfer"
+            _require(name in TRANSFER_FUNCTIONS or (key == "output_transfer" and name == "softmax"), key,
+                     _unknown_choice(name, list(TRANSFER_FUNCTIONS)))
+            _require("-" not in name, key, f"{name!r}: '-' separates transfer and objective in run names")
+        for name, values in self.transfer_params.items():
+            _require(name in TRANSFER_FUNCTIONS, f"transfer_params.{name}", _unknown_choice(name, list(TRANSFER_FUNCTIONS)))
+            try:
+                make_transfer(name, **values)
+            except ValueError as error:
+                raise ConfigError(f"transfer_params.{name}", str(error)) from None
+        _require(len(set(self.objectives)) == len(self.objectives) and self.objectives, "objectives",
+                 f"must list fixed and/or pit once each, got {list(self.objectives)}")
+        _require(0 <= self.context <= 20, "context", f"must be in [0, 20], got {self.context}")
+        _require(all(h >= 1 for h in self.hidden), "hidden", f"layer sizes must be >= 1, got {list(self.hidden)}")
+
+    def params_of(self, transfer: str) -> dict[str, float]:
+        return dict(self.transfer_params.get(transfer, {}))
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Run names `<transfer>-<objective>`, as the Snakefile and dvc.yaml name the stages."""
+        return tuple(f"{t}-{o}" for t in self.transfer_functions for o in self.objectives)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow: the embedded sqlite store by default, or a team's server (http://host:5000)."""
+
+    uri: str = "sqlite:///mlflow.db"
+    experiment: str = "dpcl"
+    # Where run artifacts (models, histories) go for the sqlite store; ignored by servers.
+    artifact_location: str = "mlartifacts"
+
+    def __post_init__(self) -> None:
+        _require(self.uri.split(":", 1)[0] in ("sqlite", "http", "https", "postgresql", "mysql", "databricks"),
+                 "uri", f"must be a sqlite:///, http(s):// or database URI, got {self.uri!r}")
+        _require(bool(self.experiment), "experiment", "must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
 class Params:
     """Everything params.yaml may say; one section per pipeline stage."""
 
     corpus: CorpusConfig = CorpusConfig()
     mix: MixConfig = MixConfig()
     features: FeaturesConfig = FeaturesConfig()
+    dpcl: DpclConfig = DpclConfig()
+    baselines: BaselineConfig = BaselineConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     def __post_init__(self) -> None:
         _require(self.features.mode in self.mix.modes, "features.mode",
@@ -222,6 +387,8 @@ def params_to_dict(params: Any) -> dict[str, Any]:
             return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
         if isinstance(value, tuple):
             return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
         return value
     return convert(params)
 
@@ -271,6 +438,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         if value not in args:
             raise ConfigError(key, _unknown_choice(value, [str(a) for a in args]))
         return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"must be a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(key, f"must be a list, got {value!r}")
