@@ -8,8 +8,6 @@ differs, fails here.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 

@@ -1,0 +1,104 @@
+"""What a speaker of the corpus is, before any audio is decoded: its plan.
+
+Every source (a Debian package, a TTS voice, a user's folder) turns into a list of
+`SpeakerPlan`s first. Planning is cheap (file listings, tool checks), so a misspelt test
+speaker or a missing folder stops the run before minutes of decoding, and the plans are
+small picklable records that worker processes can render independently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from pathlib import Path
+from typing import Iterator, Literal, Protocol
+
+import numpy as np
+
+from dpcl.audio import read_audio
+from dpcl.errors import DpclError
+
+Sex = Literal["M", "F", "unknown"]
+Kind = Literal["real", "synthetic"]
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+
+
+class CorpusError(DpclError, RuntimeError):
+    """A corpus source is missing, unreadable or inconsistent; the message says what to do."""
+
+
+class ClipSource(Protocol):
+    """Where one speaker's raw clips come from, yielded in a seeded order."""
+
+    def clips(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, int]]:
+        """Yield `(mono float64 samples, rate)` clips, lazily: callers stop once they have enough."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerPlan:
+    """One speaker: its metadata for the manifest and where its audio comes from.
+
+    `group` names speakers that may be one person (the same language's KDE recordings,
+    a dub's cast); the split keeps a group on one side of train/test.
+    """
+
+    speaker: str
+    source: str
+    language: str
+    sex: Sex
+    kind: Kind
+    group: str
+    audio: ClipSource
+
+    def __post_init__(self) -> None:
+        if not self.speaker or _ID_UNSAFE.search(self.speaker):
+            raise ValueError(f"speaker id {self.speaker!r} must use only [A-Za-z0-9-]")
+
+
+@dataclasses.dataclass(frozen=True)
+class FileClips:
+    """Recorded clips in sound files, read in a seeded random order.
+
+    Files sampled below the corpus rate are skipped by the renderer, not here: upsampled audio
+    has an empty top band, a cue that would make separation artificially easy.
+    """
+
+    paths: tuple[str, ...]
+
+    def clips(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, int]]:
+        for index in rng.permutation(len(self.paths)):
+            yield read_audio(self.paths[index])
+
+
+def safe_id(*parts: str) -> str:
+    """Join name parts into an id of [A-Za-z0-9-] (the mixer joins ids with `_`)."""
+    cleaned = (_ID_UNSAFE.sub("-", part).strip("-") for part in parts)
+    return "-".join(part for part in cleaned if part)
+
+
+def stable_rng(seed: int, *names: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the names, never on processing order.
+
+    Python's `hash()` is salted per process, so the names go through sha256 instead.
+    """
+    digest = hashlib.sha256("\x00".join(names).encode()).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
+
+
+def unique_files(paths: list[Path]) -> list[Path]:
+    """Drop byte-identical copies, keeping the first in sorted order.
+
+    Debian's ktuberling ships one Serbian recording under four locale folders; without this
+    one voice would become four 'different' speakers.
+    """
+    seen: set[str] = set()
+    kept = []
+    for path in sorted(paths):
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            kept.append(path)
+    return kept
