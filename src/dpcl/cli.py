@@ -50,6 +50,39 @@ def _train_baseline(params: Params, args: argparse.Namespace) -> None:
     train_baseline(params, args.run, args.features, args.out, args.checkpoints)
 
 
+def _separate_split(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.separate import run_separate
+
+    _set_threads(args.threads)
+    run_separate(params, args.method, args.mixtures, args.model, args.stats, args.out)
+
+
+def _separate_file(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.separate import separate_file
+
+    _set_threads(args.threads)
+    for path in separate_file(args.input, args.model, args.stats, args.out, params.separate):
+        print(path)
+
+
+def _evaluate(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.evaluate import run_evaluate
+
+    csv = args.csv or args.estimates / "scores.csv"
+    json_path = args.json or args.estimates / "scores.json"
+    summary = run_evaluate(args.mixtures, args.estimates, csv, json_path, args.sources or params.mix.n_speakers,
+                           params.evaluate.backend, args.threads or None)
+    print(f"SDRi {summary['sdri']['mean']:.2f} dB, SI-SDRi {summary['si_sdri']['mean']:.2f} dB "
+          f"over {summary['sdri']['count']} mixtures; per mixture: {csv}")
+
+
+def _report(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.report import ReportInputs, run_report
+
+    run_report(ReportInputs(scores_dir=args.scores, mixtures_dir=args.mixtures, separated_dir=args.separated,
+                            models_dir=args.models), args.site, args.metrics, args.plots)
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -78,6 +111,34 @@ STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[
     "train-baseline": (_train_baseline, "train one neuron-model baseline (params section baselines)",
                        [("--run", {"required": True}, "<transfer function>-<objective>, e.g. threshold-pit"),
                         *TRAINING]),
+    "separate": (_separate_file, "separate a recording of your own: any rate or channel count in",
+                 [("input", {"type": Path}, "the recording (wav, flac, ogg)"),
+                  ("--model", PATH, "model.pt of a training (data/models/dpcl/model.pt)"),
+                  ("--out", PATH, "folder for <name>_s1.wav, <name>_s2.wav"),
+                  ("--stats", {"type": Path, "default": None}, "features stats.json (default: the model's own copy)"),
+                  ("--threads", {"type": int, "default": 1}, "CPU threads for torch")]),
+    "separate-split": (_separate_split, "separate every mixture of a split with a model or an oracle mask",
+                       [("--method", {"required": True}, "dpcl, baseline-<run>, ibm or irm"),
+                        ("--mixtures", PATH, "one split of the mixture tree (data/mix/min/tt)"),
+                        ("--model", {"type": Path, "default": None}, "model.pt (not for ibm/irm)"),
+                        ("--stats", {"type": Path, "default": None}, "features stats.json (default: the model's)"),
+                        ("--out", PATH, "output folder: s1/, s2/ with the mixtures' file names"),
+                        ("--threads", {"type": int, "default": 1}, "CPU threads for torch (1 is fastest here)")]),
+    "evaluate": (_evaluate, "score estimates against references: SDR, SIR, SAR, SI-SDR and improvements",
+                 [("--mixtures", PATH, "folder with mix/, s1/, s2/ (a split of the mixture tree, or your own)"),
+                  ("--estimates", PATH, "folder with s1/, s2/ holding estimates under the mixtures' names"),
+                  ("--csv", {"type": Path, "default": None}, "per-mixture scores (default: ESTIMATES/scores.csv)"),
+                  ("--json", {"type": Path, "default": None}, "summary (default: ESTIMATES/scores.json)"),
+                  ("--sources", {"type": int, "default": 0}, "sources per mixture (default: mix.n_speakers)"),
+                  ("--threads", {"type": int, "default": 0}, "worker processes (0: all cores)")]),
+    "report": (_report, "tables, figures and audio of every method in reports/",
+               [("--scores", PATH, "folder of <method>.csv score tables"),
+                ("--mixtures", PATH, "the scored split (data/mix/min/tt)"),
+                ("--separated", PATH, "folder of <method>/ estimates"),
+                ("--models", PATH, "folder of trained models (histories)"),
+                ("--site", PATH, "output folder of the readable report"),
+                ("--metrics", PATH, "metrics JSON for `dvc metrics show`"),
+                ("--plots", PATH, "per-mixture SDRi CSV for `dvc plots show`")]),
     "params": (_show_params, "validate the params files and print the resolved values", []),
 }
 

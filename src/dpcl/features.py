@@ -50,10 +50,17 @@ def compute_features(mix: np.ndarray, sources: list[np.ndarray], stft: Stft, cfg
     """Features of one mixture from its waveform and its (equal-length) source waveforms."""
     mix_mag = np.abs(stft.analyse(mix))  # (T, F)
     source_mags = np.stack([np.abs(stft.analyse(s)) for s in sources])  # (C, T, F)
-    logmag = np.log(np.maximum(mix_mag, cfg.log_floor)).astype(np.float32)
+    logmag = log_magnitude(mix_mag, cfg.log_floor)
     target = np.argmax(source_mags, axis=0).astype(np.uint8)
     weight = silence_weights(mix_mag, cfg.silence_db)
     return UtteranceFeatures(logmag=logmag, target=target, weight=weight)
+
+
+def log_magnitude(magnitude: np.ndarray, floor: float) -> np.ndarray:
+    """The network's input before normalisation: natural log of the floored magnitude, float32.
+
+    Shared by training features and separation, so both see exactly the same numbers."""
+    return np.log(np.maximum(magnitude, floor)).astype(np.float32)
 
 
 def silence_weights(magnitude: np.ndarray, silence_db: float) -> np.ndarray:

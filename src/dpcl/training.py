@@ -10,6 +10,7 @@ killed job (whose outputs Snakemake deletes) keeps every finished epoch.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -98,7 +99,8 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
             tracker["run"].finish("KILLED")
         raise
     seconds = time.perf_counter() - started
-    _write_outputs(out_dir, model, params, kind, transfer, model_params, state, name, device, seconds)
+    _write_outputs(out_dir, model, params, kind, transfer, model_params, state, name, device, seconds,
+                   json.loads(stats.read_text()))
     run = tracker["run"]
     run.log_metrics({"best_val_loss": min(r.val_loss for r in state.history)}, step=len(state.history))
     for file in ("model.pt", "history.csv", "metrics.json"):
@@ -109,12 +111,14 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
 
 def _write_outputs(out_dir: Path, model: nn.Module, params: Params, kind: str, transfer: str | None,
                    model_params: dict[str, Any], state: TrainState, name: str, device: torch.device,
-                   seconds: float) -> None:
+                   seconds: float, stats: dict[str, Any]) -> None:
+    """model.pt carries the feature statistics too, so `dpcl separate` needs nothing but the file."""
     history = pd.DataFrame([asdict(r) for r in state.history])
     with atomic_dir(out_dir) as staging:
         torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                     "params": params_to_dict(params), "kind": kind, "transfer": transfer,
-                    "objective": model_params.get("objective"), "name": name}, staging / "model.pt")
+                    "objective": model_params.get("objective"), "name": name,
+                    "stats": {"mean": stats["mean"], "std": stats["std"]}}, staging / "model.pt")
         history.to_csv(staging / "history.csv", index=False)
         write_json(staging / "metrics.json", {
             "name": name, "best_val_loss": float(history["val_loss"].min()), "epochs": len(history),

@@ -11,4 +11,9 @@ PARAMS_ARGS = " ".join(
 CODE = "src/dpcl"
 # Modules whose change re-runs a training (dvc.yaml lists the same files).
 TRAINING_CODE = ["chunks", "losses", "objectives", "train", "training", "models/dpcl", "models/neuron", "models/transfer"]
+SEPARATE_CODE = ["masks", "separate", "stft", "features"]
 BASELINE_RUNS = PARAMS.baselines.runs
+ORACLES = ["ibm", "irm"]
+METHODS = ["dpcl", *ORACLES, *(f"baseline-{run}" for run in BASELINE_RUNS)]
+# Every method is scored on the test split of the mixture mode the features use.
+TEST_SPLIT = f"data/mix/{PARAMS.features.mode}/tt"
