@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from dpcl.config import TrackingConfig
 from dpcl.evaluate import run_evaluate
 from dpcl.report import ReportInputs, pair_kinds, run_report, targets
 from dpcl.separate import run_separate
@@ -50,8 +51,9 @@ def test_report_from_real_separations_and_scores(tmp_path, split_dir):
     pd.DataFrame({"train_loss": [1.0, 0.8], "val_loss": [1.1, 0.9]}).to_csv(models / "dpcl" / "history.csv")
 
     site = tmp_path / "reports" / "site"
+    tracking = TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=str(tmp_path / "art"))
     metrics = run_report(ReportInputs(scores, split_dir, separated, models), site,
-                         tmp_path / "reports" / "metrics.json", tmp_path / "reports" / "sdri.csv")
+                         tmp_path / "reports" / "metrics.json", tmp_path / "reports" / "sdri.csv", tracking)
     page = (site / "index.html").read_text()
     for fragment in ("All methods", "SDRi by speaker pair", "figures/sdri_distribution.png",
                      "figures/training_curves.png", "figures/example.png", "<audio controls", "different sex"):
@@ -65,3 +67,11 @@ def test_report_from_real_separations_and_scores(tmp_path, split_dir):
     assert stored["targets"]["share_target_met"] is False
     plot = pd.read_csv(tmp_path / "reports" / "sdri.csv")
     assert len(plot) == 3 * len(NAMES) and set(plot["method"]) == {"ibm", "irm", "dpcl"}
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking.uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("dpcl").experiment_id])}
+    assert set(runs) == {"scores-ibm", "scores-irm", "scores-dpcl"}
+    assert runs["scores-ibm"].data.metrics["sdri_mean"] == stored["methods"]["ibm"]["sdri mean"]
+    assert "dpcl_share_of_ibm" in runs["scores-dpcl"].data.metrics

@@ -80,7 +80,7 @@ def _report(params: Params, args: argparse.Namespace) -> None:
     from dpcl.report import ReportInputs, run_report
 
     run_report(ReportInputs(scores_dir=args.scores, mixtures_dir=args.mixtures, separated_dir=args.separated,
-                            models_dir=args.models), args.site, args.metrics, args.plots)
+                            models_dir=args.models), args.site, args.metrics, args.plots, params.tracking)
 
 
 def _set_threads(threads: int) -> None:

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from dpcl.atomic import atomic_dir, write_json  # noqa: E402
+from dpcl.config import TrackingConfig  # noqa: E402
 from dpcl.errors import DpclError  # noqa: E402
 
 METRICS = ("sdri", "si_sdri", "sdr", "si_sdr", "sir", "sar")
@@ -258,8 +259,26 @@ def _rtf(separated_dir: Path, methods: list[str]) -> dict[str, float]:
     return out
 
 
-def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_path: Path) -> dict:
-    """The stage: write the page, its tables, figures and audio, the metrics and the plot data."""
+def log_scores(tracking: TrackingConfig, summary: pd.DataFrame, scores_dir: Path, goal: dict) -> None:
+    """One MLflow run per method (`scores-<method>`) with its mean scores, so the UI compares methods
+    side by side with the trainings; the DPCL run carries the targets too."""
+    from dpcl.tracking import Run
+
+    for method, row in summary.iterrows():
+        run = Run(tracking, f"scores-{method}")
+        metrics = {key.replace(" ", "_"): float(value) for key, value in row.items() if np.isfinite(value)}
+        if method == "dpcl":
+            metrics.update({k: float(v) for k, v in goal.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        run.log_metrics(metrics, step=0)
+        run.set_tags({"kind": "scores", "method": str(method)})
+        run.log_artifact(scores_dir / f"{method}.csv")
+        run.finish()
+
+
+def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_path: Path,
+               tracking: TrackingConfig | None = None) -> dict:
+    """The stage: write the page, its tables, figures and audio, the metrics and the plot data;
+    with `tracking`, the scores go to MLflow as well."""
     methods = _methods(inputs.scores_dir)
     scores = load_scores(inputs.scores_dir, methods)
     mixtures = pd.read_csv(inputs.mixtures_dir / "mixtures.csv")
@@ -292,6 +311,8 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     write_json(metrics_path, metrics)
     plot_rows = scores[["method", "name", "sdri"]].copy()
     plot_rows.to_csv(plots_path, index=False)
+    if tracking is not None:
+        log_scores(tracking, summary, inputs.scores_dir, goal)
     return metrics
 
 
