@@ -39,13 +39,13 @@ def outputs_digest(project: Path) -> dict:
     }
 
 
-def tracked_runs(project: Path) -> dict[str, object]:
-    """Finished MLflow runs of the project's own sqlite store, by run name."""
+def tracked_runs(project: Path) -> list:
+    """Finished MLflow runs of the project's own sqlite store."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("dpcl")
-    return {r.info.run_name: r for r in client.search_runs([experiment.experiment_id]) if r.info.status == "FINISHED"}
+    return [r for r in client.search_runs([experiment.experiment_id]) if r.info.status == "FINISHED"]
 
 
 @pytest.mark.slow
@@ -56,10 +56,16 @@ def test_snakemake_and_dvc_build_the_same_data(project_copy, tmp_path):
     for stage in ("corpus", "mix", "features", "train_dpcl"):
         assert (project_copy / "logs" / f"{stage}.log").is_file()
     baselines = sorted(p.name for p in (project_copy / "data" / "models" / "baselines").iterdir())
-    assert len(baselines) == 10 and "probabilistic-pit" in baselines
+    assert baselines == ["threshold-fixed", "threshold-pit", "unipolar_sigmoid-fixed", "unipolar_sigmoid-pit"]
     runs = tracked_runs(project_copy)  # jobs ran in parallel against one sqlite store
-    assert len(runs) == 11, sorted(runs)
-    dpcl_run = next(r for name, r in runs.items() if name.startswith("dpcl-"))
+    methods = ["dpcl", "ibm", "irm", *(f"baseline-{b}" for b in baselines)]
+    names = {r.info.run_name for r in runs}
+    assert len(runs) == len(names) == 5 + len(methods), sorted(names)  # the trainings, then the report's scores
+    assert {f"scores-{m}" for m in methods} <= names
+    metrics = json.loads((project_copy / "reports" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == set(methods) and metrics["targets"]["ibm_sdri"] > 5
+    assert "<audio controls" in (project_copy / "reports" / "site" / "index.html").read_text()
+    dpcl_run = next(r for r in runs if r.info.run_name.startswith("dpcl-"))
     assert {"train_loss", "val_loss", "learning_rate", "epoch_seconds"} <= set(dpcl_run.data.metrics)
     assert dpcl_run.data.params["dpcl.size"] == "default" and dpcl_run.data.tags["git_commit"] != "unknown"
     from_snakemake = outputs_digest(project_copy)
@@ -68,7 +74,7 @@ def test_snakemake_and_dvc_build_the_same_data(project_copy, tmp_path):
     assert set(manifest[manifest.split == "tt"].speaker).isdisjoint(manifest[manifest.split != "tt"].speaker)
 
     # The same params through DVC, from nothing, in the same repository.
-    run(["rm", "-rf", "data/corpus", "data/mix", "data/features", "data/models", "data/checkpoints"], cwd=project_copy)
+    run(["rm", "-rf", "data", "reports"], cwd=project_copy)
     run(["dvc", "repro", "-q"], cwd=project_copy)
     from_dvc = outputs_digest(project_copy)
     assert from_dvc["manifest"] == from_snakemake["manifest"]
@@ -78,4 +84,5 @@ def test_snakemake_and_dvc_build_the_same_data(project_copy, tmp_path):
     lock = (project_copy / "dvc.lock").read_text()
     assert "data/features" in lock and "train_baseline@threshold-pit" in lock
     assert (project_copy / "data" / "models" / "dpcl" / "model.pt").is_file()
-    assert len(tracked_runs(project_copy)) == 22  # DVC's trainings are tracked as runs of their own
+    assert len(tracked_runs(project_copy)) == 2 * len(runs)  # DVC's runs are tracked as runs of their own
+    assert json.loads((project_copy / "reports" / "metrics.json").read_text())["methods"].keys() == set(methods)

@@ -15,6 +15,8 @@ rule train_dpcl:
         mix=config["mix"],
         dpcl=config["dpcl"],
     threads: workflow.cores
+    # The longest job and the critical path: start it before the baselines.
+    priority: 10
     log:
         "logs/train_dpcl.log",
     benchmark:
