@@ -16,6 +16,7 @@ statistics never requires rewriting the spectrograms.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -35,6 +36,7 @@ from dpcl.stft import Stft
 
 SPLITS = ("tr", "cv", "tt")
 H5_CHUNK_FRAMES = 256
+PARALLEL_MIN_JOBS = 200
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,11 @@ def write_split(mix_dir: Path, out_path: Path, params: Params, split: str, worke
     jobs = [(split_dir, name, params.mix.n_speakers, params.corpus.sample_rate, cfg) for name in names]
     stats = RunningStats(cfg.n_bins)
     n_bins = cfg.n_bins
-    with h5py.File(out_path, "w") as h5, ProcessPoolExecutor(max_workers=workers) as pool:
+    # Worker processes cost ~2 s to start (librosa import); below a few hundred mixtures, serial wins.
+    parallel = workers > 1 and len(jobs) >= PARALLEL_MIN_JOBS
+    with contextlib.ExitStack() as stack:
+        h5 = stack.enter_context(h5py.File(out_path, "w"))
+        pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers)) if parallel else None
         logmag = h5.create_dataset("logmag", (0, n_bins), np.float32, maxshape=(None, n_bins),
                                    chunks=(H5_CHUNK_FRAMES, n_bins))
         target = h5.create_dataset("target", (0, n_bins), np.uint8, maxshape=(None, n_bins),
@@ -113,7 +119,7 @@ def write_split(mix_dir: Path, out_path: Path, params: Params, split: str, worke
         weight = h5.create_dataset("weight", (0, n_bins), np.uint8, maxshape=(None, n_bins),
                                    chunks=(H5_CHUNK_FRAMES, n_bins), compression="lzf")
         offsets = [0]
-        results = pool.map(_load_and_compute, jobs, chunksize=8)
+        results = pool.map(_load_and_compute, jobs, chunksize=8) if pool else map(_load_and_compute, jobs)
         for features in tqdm(results, total=len(jobs), desc=f"features {split}", unit="mix", mininterval=2):
             start, stop = offsets[-1], offsets[-1] + len(features.logmag)
             for dataset, values in ((logmag, features.logmag), (target, features.target), (weight, features.weight)):
