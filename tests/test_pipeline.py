@@ -23,7 +23,7 @@ def use_profile(project: Path, profile: str) -> None:
 
 def git_dvc_repo(project: Path) -> None:
     run(["git", "init", "-q"], cwd=project)
-    run(["dvc", "init", "-q"], cwd=project)
+    assert (project / ".dvc" / "config").is_file(), "the project must ship its DVC repository (.dvc/)"
     run(["git", "add", "-A"], cwd=project)
     run(["git", "commit", "-qm", "project"], cwd=project)
 
@@ -86,3 +86,7 @@ def test_snakemake_and_dvc_build_the_same_data(project_copy, tmp_path):
     assert (project_copy / "data" / "models" / "dpcl" / "model.pt").is_file()
     assert len(tracked_runs(project_copy)) == 2 * len(runs)  # DVC's runs are tracked as runs of their own
     assert json.loads((project_copy / "reports" / "metrics.json").read_text())["methods"].keys() == set(methods)
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], cwd=project_copy).stdout)
+    assert "reports/metrics.json" in json.dumps(shown) and "dpcl_share_of_ibm" in json.dumps(shown)
+    run(["dvc", "plots", "show", "-o", "plots_html"], cwd=project_copy)
+    assert (project_copy / "plots_html" / "index.html").stat().st_size > 1000

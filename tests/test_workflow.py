@@ -41,7 +41,7 @@ def dvc_stages(project: Path) -> dict[str, dict]:
     """output path -> {stage, cmd, inputs, params}, from DVC's own parse of dvc.yaml."""
     from dvc.repo import Repo
 
-    run(["dvc", "init", "--no-scm", "-q"], cwd=project)
+    run(["git", "init", "-q"], cwd=project)  # the project ships .dvc/; DVC wants the git repo around it
     stages = {}
     with Repo(str(project)) as repo:
         for stage in repo.index.stages:
