@@ -332,3 +332,17 @@ def test_shorten_compressed_wv1_asks_for_sph2pipe(tmp_path):
     with pytest.raises(AudioError, match=r"01ab0102.wv1 is NIST SPHERE .*shorten.*sph2pipe -f wav"):
         run_mix(params, tmp_path, tmp_path / "mix")
     assert not (tmp_path / "mix").exists()
+
+
+def test_a_wav_conversion_beside_a_shorten_wv1_is_used(tmp_path):
+    """Following the sph2pipe advice (a .wav next to each .wv1) must make the mix work."""
+    lists, activlev = make_wsj0(tmp_path)
+    wv1 = tmp_path / "wsj0" / "si_tr_s" / "01a" / "01ab0102.wv1"
+    samples, rate = sf.read(str(wv1), dtype="float64")
+    sf.write(str(wv1.with_suffix(".wav")), samples, rate, subtype="PCM_16")
+    wv1.write_bytes(b"NIST_1A\n   1024\nsample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n".ljust(1024)
+                    + b"\x00" * 100)
+    params = make_params(modes=["min"], official_lists=str(lists), official_activlev=str(activlev),
+                         wsj0_root=str(tmp_path))
+    run_mix(params, tmp_path, tmp_path / "mix")
+    assert (tmp_path / "mix" / "summary.json").is_file()

@@ -128,7 +128,10 @@ def read_wsj0_source(path: Path, rate: int) -> np.ndarray:
 
 
 def _resolve_wsj0_file(path: Path) -> Path:
-    candidates = list(dict.fromkeys([path, path.with_suffix(".wav"), path.with_suffix(".wv1")]))
+    """The audio of a listed WSJ0 path: a wav conversion beside it wins over the .wv1 itself,
+    since the usual .wv1 is shorten-compressed and unreadable here (the advice below says to
+    convert in place)."""
+    candidates = list(dict.fromkeys([path.with_suffix(".wav"), path, path.with_suffix(".wv1")]))
     for candidate in candidates:
         if candidate.is_file():
             return candidate
