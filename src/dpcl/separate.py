@@ -35,7 +35,7 @@ from dpcl.errors import DpclError
 from dpcl.features import log_magnitude as features_log_magnitude
 from dpcl.features import mixture_names, silence_weights
 from dpcl.masks import ORACLE_MASKS, apply_masks, kmeans_masks, oracle_masks
-from dpcl.models.build import load_model
+from dpcl.models.build import model_from_payload
 from dpcl.stft import Stft
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def read_model_payload(path: str | Path) -> dict[str, Any]:
     """Check that `path` is a dpcl model file (as training writes it) without running its pickle code.
 
     `torch.load(weights_only=True)` only rebuilds tensors and plain containers, so a foreign or
-    hostile file is refused here before `load_model` (which unpickles in full) ever sees it.
+    hostile file is refused, and the payload it returns is all `Separator` needs.
     """
     path = Path(path)
     if not path.is_file():
@@ -126,9 +126,9 @@ class Separator:
 
     def __init__(self, model_path: str | Path, stats_path: str | Path | None, config: SeparateConfig | None = None,
                  device: str | torch.device = "cpu") -> None:
-        payload = read_model_payload(model_path)
+        payload = read_model_payload(model_path)  # checked and loaded once, without running pickle code
         try:
-            self.model, payload = load_model(Path(model_path), device)
+            self.model = model_from_payload(payload, device)
         except DpclError:
             raise
         except Exception as error:  # a state dict that does not fit the network its params describe

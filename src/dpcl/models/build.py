@@ -47,8 +47,12 @@ def build_model(params: Params, kind: str, transfer: str | None = None) -> nn.Mo
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a trained model from its file; returns (model in eval mode, the file's metadata)."""
     payload = torch.load(Path(path), map_location=device, weights_only=False)
+    return model_from_payload(payload, device), payload
+
+
+def model_from_payload(payload: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """The network a loaded model file describes, with its weights, in eval mode."""
     params = params_from_dict(payload["params"])
     model = build_model(params, payload["kind"], payload.get("transfer"))
     model.load_state_dict(payload["state_dict"])
-    model.to(device).eval()
-    return model, payload
+    return model.to(device).eval()
