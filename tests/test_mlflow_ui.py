@@ -1,0 +1,192 @@
+"""`dpcl ui` in a real browser: the runs of a tiny store are listed with their metrics and compare.
+
+Everything is real: runs logged by `dpcl.tracking.Run` (as training logs them) into a sqlite
+store laid out as the project's (`mlflow.db` and `mlartifacts/` in a project root), the
+MLflow server started by `dpcl.ui`, and Debian's chromium driven headless by Selenium.
+Selectors follow the MLflow 3.17 UI: table rows carry the run id (`row-id`), metric cells
+`col-id="metrics.`<key>`"`, the run name is a link to `/runs/<id>`, and buttons have stable
+`data-testid`s. `make setup` installs chromium and chromium-driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dpcl.config import TrackingConfig
+from dpcl.tracking import Run
+from dpcl.ui import UiError, running_server, server_command
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT_S = 30
+# run name -> per-epoch train_loss; val_loss is train_loss + 0.125. Binary fractions, so the
+# table shows them exactly; the last epoch's values are what the UI lists.
+RUNS = {
+    "dpcl": [1.0, 0.5, 0.25],
+    "baseline-unipolar_sigmoid-pit": [1.5, 1.0, 0.75],
+    "baseline-threshold-fixed": [2.0, 1.75, 1.5],
+}
+COMPARED = ["dpcl", "baseline-unipolar_sigmoid-pit"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> tuple[Path, str, dict[str, str]]:
+    """A project root holding the project's default store with three finished runs.
+
+    The runs are logged from inside the root with the default TrackingConfig (relative
+    `sqlite:///mlflow.db`, `mlartifacts`), as a training in the project does; the server is
+    started from elsewhere, so it must resolve both against the root it is given.
+    """
+    root = tmp_path_factory.mktemp("ui_project")
+    run_ids = {}
+    with contextlib.chdir(root):
+        cfg = TrackingConfig()
+        for name, losses in RUNS.items():
+            run = Run(cfg, name)
+            run.log_params({"model": {"hidden": 16, "layers": 1}, "training": {"learning_rate": 0.003}})
+            for step, loss in enumerate(losses):
+                run.log_metrics({"train_loss": loss, "val_loss": loss + 0.125}, step=step)
+            history = root / "history.csv"
+            history.write_text("epoch,train_loss\n" + "".join(f"{i},{v}\n" for i, v in enumerate(losses)))
+            run.log_artifact(history)
+            run.finish()
+            run_ids[name] = run.run_id
+        experiment_id = run.client.get_experiment_by_name(cfg.experiment).experiment_id
+    return root, experiment_id, run_ids
+
+
+@pytest.fixture(scope="module")
+def server(store, tmp_path_factory):
+    """`dpcl.ui`'s server on a free port, stopped (with its whole process group) afterwards."""
+    root, _, _ = store
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("ui_server") / "server.log"
+    with running_server(TrackingConfig(), port, root, log_path=log, timeout_s=90) as started:
+        yield started
+    assert started.process.poll() is not None, "the server outlived its fixture"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Debian's chromedriver (no driver or browser download)."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} missing: `make setup` installs Debian's chromium and chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is missing: `make setup` installs the test extras of pyproject.toml")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    # --no-sandbox: the tests run as root; --disable-dev-shm-usage: containers have a small /dev/shm.
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=2200,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    yield driver
+    driver.quit()
+
+
+def wait(driver, condition, what: str):
+    """WebDriverWait with a message that says what never appeared, and a screenshot of the page."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        return WebDriverWait(driver, WAIT_S).until(condition)
+    except TimeoutException:
+        shot = Path("/tmp/dpcl-test-mlflow-ui.png")
+        driver.save_screenshot(str(shot))
+        pytest.fail(f"no {what} within {WAIT_S} s on {driver.current_url} (screenshot: {shot})")
+
+
+def find(css: str):
+    """A condition: the first element matching `css`, or False while there is none."""
+    from selenium.webdriver.common.by import By
+
+    return lambda driver: next(iter(driver.find_elements(By.CSS_SELECTOR, css)), False)
+
+
+def text_of(css: str, expected: str):
+    """A condition: an element matching `css` shows exactly `expected` (React may re-render it)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    def check(driver):
+        try:
+            return any(el.text.strip() == expected for el in driver.find_elements(By.CSS_SELECTOR, css))
+        except StaleElementReferenceException:
+            return False
+
+    return check
+
+
+def test_command_points_at_the_store_beside_the_params(tmp_path):
+    cmd = server_command(TrackingConfig(), 5000, tmp_path)
+    options = dict(zip(cmd[4::2], cmd[5::2]))
+    assert cmd[1:4] == ["-m", "mlflow", "server"]
+    assert options == {"--backend-store-uri": f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}",
+                       "--default-artifact-root": (tmp_path / "mlartifacts").resolve().as_uri(),
+                       "--artifacts-destination": (tmp_path / "mlartifacts").resolve().as_uri(),
+                       "--host": "127.0.0.1", "--port": "5000", "--workers": "1"}
+    with pytest.raises(UiError, match="server already"):
+        server_command(TrackingConfig(uri="http://mlflow.example.org:5000"), 5000, tmp_path)
+
+
+def test_server_serves_the_project_store_and_its_artifacts(server, store):
+    _, experiment_id, run_ids = store
+    with urllib.request.urlopen(f"{server.url}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=dpcl",
+                                timeout=10) as response:
+        assert json.load(response)["experiment"]["experiment_id"] == experiment_id
+    with urllib.request.urlopen(f"{server.url}/ajax-api/2.0/mlflow/artifacts/list?run_id={run_ids['dpcl']}",
+                                timeout=10) as response:
+        assert [f["path"] for f in json.load(response)["files"]] == ["history.csv"]
+
+
+def test_runs_are_listed_with_their_metrics_and_two_compare(server, store, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _, experiment_id, run_ids = store
+    # workflowType: MLflow 3 opens an experiment on its GenAI overview unless told it tracks training.
+    browser.get(f"{server.url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+    for name, run_id in run_ids.items():
+        wait(browser, text_of(f"[row-id='{run_id}'] a[href*='/runs/{run_id}']", name), f"row of run {name!r}")
+
+    # The metrics are offered as columns; shown, each row has its run's last logged values.
+    wait(browser, find("[data-testid='column-selection-dropdown']"), "Columns button").click()
+    for metric in ("train_loss", "val_loss"):
+        wait(browser, find(f"[title='{metric}']"), f"{metric} in the column chooser").click()
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    for name, run_id in run_ids.items():
+        for metric, value in (("train_loss", RUNS[name][-1]), ("val_loss", RUNS[name][-1] + 0.125)):
+            wait(browser, text_of(f"[row-id='{run_id}'] [col-id='metrics.`{metric}`']", str(value)),
+                 f"{metric} = {value} in the row of {name!r}")
+
+    # Select two runs and compare them: both are on the compare page with both metrics, the third is not.
+    for name in COMPARED:
+        wait(browser, find(f"[row-id='{run_ids[name]}'] input[type='checkbox']"), f"checkbox of {name!r}").click()
+    wait(browser, find("[data-testid='runs-compare-button']"), "Compare button").click()
+    wait(browser, lambda d: "compare-runs" in d.current_url, "compare-runs page")
+    wait(browser, lambda d: "Comparing 2 Runs" in d.find_element(By.TAG_NAME, "body").text, "compare heading")
+    page = browser.find_element(By.TAG_NAME, "body").text
+    for name in COMPARED:
+        assert name in page and run_ids[name] in page
+    assert "baseline-threshold-fixed" not in page and run_ids["baseline-threshold-fixed"] not in page
+    plotted = {a.text.strip() for a in browser.find_elements(By.CSS_SELECTOR, "a[title='Plot chart']")}
+    assert {"train_loss", "val_loss"} <= plotted
+    shown = set()
+    for cell in browser.find_elements(By.CSS_SELECTOR, "span[tooltip-data-state]"):
+        with contextlib.suppress(ValueError):
+            shown.add(round(float(cell.text), 3))
+    expected = {round(RUNS[name][-1] + offset, 3) for name in COMPARED for offset in (0, 0.125)}
+    assert expected <= shown, f"compare page shows metric values {sorted(shown)}, expected {sorted(expected)}"
