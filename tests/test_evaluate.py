@@ -18,6 +18,7 @@ import soundfile as sf
 from scipy.signal import lfilter
 from threadpoolctl import threadpool_limits
 
+from dpcl.features import spread_subset
 from dpcl.evaluate import (
     EvaluationError,
     evaluate_folder,
@@ -262,6 +263,19 @@ def test_refuses_an_estimate_without_a_mixture(tmp_path: Path) -> None:
     mixtures, estimates = write_tree(tmp_path, NAMES, seconds=0.1)
     (mixtures / "mix" / NAMES[2]).unlink()
     check_refused(mixtures, estimates, "have no mixture", NAMES[2])
+
+
+def test_limit_spreads_over_the_speakers_and_matches_what_separate_picks() -> None:
+    """The first N names by name would all start with one speaker; the spread covers every one."""
+    names = [f"spk{s}-{u:03d}_0.5_other-{u:03d}_-0.5.wav" for s in range(8) for u in range(25)]
+    picked = spread_subset(names, 50)
+    assert len(picked) == len(set(picked)) == 50 and set(picked) <= set(names)
+    assert {name.split("-")[0] for name in picked} == {f"spk{s}" for s in range(8)}
+    assert {name.split("-")[0] for name in sorted(names)[:50]} == {"spk0", "spk1"}  # what `first N` gave
+    assert spread_subset(list(reversed(names)), 50) == picked  # order-free: separate and evaluate agree
+    assert spread_subset(names, None) == spread_subset(names, 500) == sorted(names)
+    with pytest.raises(ValueError, match="at least 1"):
+        spread_subset(names, 0)
 
 
 def test_limit_needs_estimates_only_for_the_mixtures_it_scores(tmp_path: Path) -> None:

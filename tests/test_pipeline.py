@@ -58,13 +58,17 @@ def test_snakemake_and_dvc_build_the_same_data(project_copy, tmp_path):
     baselines = sorted(p.name for p in (project_copy / "data" / "models" / "baselines").iterdir())
     assert baselines == ["threshold-fixed", "threshold-pit", "unipolar_sigmoid-fixed", "unipolar_sigmoid-pit"]
     runs = tracked_runs(project_copy)  # jobs ran in parallel against one sqlite store
-    methods = ["dpcl", "ibm", "irm", *(f"baseline-{b}" for b in baselines)]
+    methods = ["dpcl", "dpcl-spectral", "spectral", "ibm", "irm", *(f"baseline-{b}" for b in baselines)]
     names = {r.info.run_name for r in runs}
     assert len(runs) == len(names) == 5 + len(methods), sorted(names)  # the trainings, then the report's scores
     assert {f"scores-{m}" for m in methods} <= names
     metrics = json.loads((project_copy / "reports" / "metrics.json").read_text())
     assert set(metrics["methods"]) == set(methods) and metrics["targets"]["ibm_sdri"] > 5
-    assert "<audio controls" in (project_copy / "reports" / "site" / "index.html").read_text()
+    page = (project_copy / "reports" / "site" / "index.html").read_text()
+    assert "<audio controls" in page and "Spectral clustering vs Deep Clustering" in page
+    assert metrics["spectral"]["test_split"]["spectral"]["mixtures"] == 3  # profiles/ci.yaml: spectral.max_mixtures
+    assert {"spectral-dense", "spectral-knn", "dpcl"} <= set(metrics["spectral"]["cost_exponents"])
+    assert (project_copy / "reports" / "site" / "figures" / "growth.png").is_file()
     dpcl_run = next(r for r in runs if r.info.run_name.startswith("dpcl-"))
     assert {"train_loss", "val_loss", "learning_rate", "epoch_seconds"} <= set(dpcl_run.data.metrics)
     assert dpcl_run.data.params["dpcl.size"] == "default" and dpcl_run.data.tags["git_commit"] != "unknown"

@@ -71,16 +71,32 @@ def _evaluate(params: Params, args: argparse.Namespace) -> None:
     csv = args.csv or args.estimates / "scores.csv"
     json_path = args.json or args.estimates / "scores.json"
     summary = run_evaluate(args.mixtures, args.estimates, csv, json_path, args.sources or params.mix.n_speakers,
-                           params.evaluate.backend, args.threads or None)
+                           params.evaluate.backend, args.threads or None, args.limit or None)
     print(f"SDRi {summary['sdri']['mean']:.2f} dB, SI-SDRi {summary['si_sdri']['mean']:.2f} dB "
           f"over {summary['sdri']['count']} mixtures; per mixture: {csv}")
+
+
+def _cost(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.cost_growth import run_cost
+
+    _set_threads(args.threads)
+    summary = run_cost(params, args.mixtures, args.model, args.out)
+    for method, slopes in summary["exponents"].items():
+        print(f"{method}: time ~ length^{slopes['time']:.2f}")
 
 
 def _report(params: Params, args: argparse.Namespace) -> None:
     from dpcl.report import ReportInputs, run_report
 
     run_report(ReportInputs(scores_dir=args.scores, mixtures_dir=args.mixtures, separated_dir=args.separated,
-                            models_dir=args.models), args.site, args.metrics, args.plots, params.tracking)
+                            models_dir=args.models, cost_dir=args.cost),
+               args.site, args.metrics, args.plots, params.tracking)
+
+
+def _ui(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.ui import serve
+
+    serve(params.tracking, args.port, Path.cwd())
 
 
 def _set_threads(threads: int) -> None:
@@ -118,7 +134,7 @@ STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[
                   ("--stats", {"type": Path, "default": None}, "features stats.json (default: the model's own copy)"),
                   ("--threads", {"type": int, "default": 1}, "CPU threads for torch")]),
     "separate-split": (_separate_split, "separate every mixture of a split with a model or an oracle mask",
-                       [("--method", {"required": True}, "dpcl, baseline-<run>, ibm or irm"),
+                       [("--method", {"required": True}, "dpcl, dpcl-spectral, spectral, baseline-<run>, ibm or irm"),
                         ("--mixtures", PATH, "one split of the mixture tree (data/mix/min/tt)"),
                         ("--model", {"type": Path, "default": None}, "model.pt (not for ibm/irm)"),
                         ("--stats", {"type": Path, "default": None}, "features stats.json (default: the model's)"),
@@ -130,15 +146,24 @@ STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[
                   ("--csv", {"type": Path, "default": None}, "per-mixture scores (default: ESTIMATES/scores.csv)"),
                   ("--json", {"type": Path, "default": None}, "summary (default: ESTIMATES/scores.json)"),
                   ("--sources", {"type": int, "default": 0}, "sources per mixture (default: mix.n_speakers)"),
-                  ("--threads", {"type": int, "default": 0}, "worker processes (0: all cores)")]),
+                  ("--threads", {"type": int, "default": 0}, "worker processes (0: all cores)"),
+                  ("--limit", {"type": int, "default": 0}, "score only N mixtures spread over the names, as separate picks them (0: all)")]),
+    "cost": (_cost, "seconds, peak memory and SDRi of the clustering methods against mixture length",
+             [("--mixtures", PATH, "the test split (data/mix/min/tt), concatenated and cut to each length"),
+              ("--model", {"type": Path, "default": None}, "DPCL model.pt (without: the spectral methods only)"),
+              ("--out", PATH, "output folder: growth.csv, growth.json, growth.png"),
+              ("--threads", {"type": int, "default": 1}, "CPU threads for torch")]),
     "report": (_report, "tables, figures and audio of every method in reports/",
                [("--scores", PATH, "folder of <method>.csv score tables"),
                 ("--mixtures", PATH, "the scored split (data/mix/min/tt)"),
                 ("--separated", PATH, "folder of <method>/ estimates"),
                 ("--models", PATH, "folder of trained models (histories)"),
+                ("--cost", PATH, "output folder of `dpcl cost` (growth.json, growth.png)"),
                 ("--site", PATH, "output folder of the readable report"),
                 ("--metrics", PATH, "metrics JSON for `dvc metrics show`"),
                 ("--plots", PATH, "per-mixture SDRi CSV for `dvc plots show`")]),
+    "ui": (_ui, "the MLflow UI on the project's store (tracking.uri), at http://127.0.0.1:PORT until Ctrl-C",
+           [("--port", {"type": int, "default": 5000}, "port on 127.0.0.1")]),
     "params": (_show_params, "validate the params files and print the resolved values", []),
 }
 

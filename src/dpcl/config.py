@@ -360,6 +360,52 @@ class SeparateConfig:
         _require(self.soft_alpha > 0, "soft_alpha", f"must be > 0, got {self.soft_alpha}")
 
 
+SPECTRAL_AFFINITIES = ("dense", "knn")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectralConfig:
+    """Methods `spectral` and `dpcl-spectral`: classical spectral clustering of time-frequency bins.
+
+    `spectral` (Ng-Jordan-Weiss) clusters the active bins of one mixture by the leading eigenvectors
+    of a normalised Gaussian affinity between bin features (log-magnitude with a context window,
+    optionally the bin's frequency and time position): nothing is learned. `dpcl-spectral` runs the
+    same eigen-step on the DPCL embeddings with the low-rank trick (an SVD of N x (D+1)).
+    """
+
+    affinity: Literal["dense", "knn"] = "knn"  # the pipeline's `spectral` method; the cost run measures both
+    context_frames: int = 2       # +-frames of log-magnitude around each bin: (2c+1) x (2k+1) features
+    context_bins: int = 1         # +-frequency bins
+    # The bin's frequency and time position appended as features, standardised and scaled by these
+    # weights (0 leaves one out). Time position makes NJW cut mixtures into time segments rather
+    # than sources (measured on two disjoint bands: 0 dB with weight 1, 43 dB with 0), so it is off.
+    frequency_weight: float = 1.0
+    time_weight: float = 0.0
+    # Gaussian kernel width; null: the median distance to the n_neighbors-th neighbour (self-tuning).
+    kernel_width: float | None = None
+    n_neighbors: int = 10         # k of the sparse k-nearest-neighbour affinity
+    max_dense_gib: float = 2.0    # a dense N x N affinity above this is refused (use affinity: knn)
+    max_mixtures: int = 50        # the spectral method separates the first N test mixtures (0: all)
+    # Cost growth (report and benchmarks/): mixture lengths in seconds, cut from concatenated test mixtures.
+    cost_lengths_s: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    cost_repeats: int = 1
+    seed: int = 0                 # k-means random_state and the eigensolver's start vector
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.context_frames <= 10, "context_frames", f"must be in [0, 10], got {self.context_frames}")
+        _require(0 <= self.context_bins <= 10, "context_bins", f"must be in [0, 10], got {self.context_bins}")
+        for key in ("frequency_weight", "time_weight"):
+            _require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
+        _require(self.kernel_width is None or self.kernel_width > 0, "kernel_width",
+                 f"must be > 0 or null, got {self.kernel_width}")
+        _require(2 <= self.n_neighbors <= 200, "n_neighbors", f"must be in [2, 200], got {self.n_neighbors}")
+        _require(self.max_dense_gib > 0, "max_dense_gib", f"must be > 0, got {self.max_dense_gib}")
+        _require(self.max_mixtures >= 0, "max_mixtures", f"must be >= 0, got {self.max_mixtures}")
+        _require(len(self.cost_lengths_s) >= 1 and all(0 < s <= 60 for s in self.cost_lengths_s), "cost_lengths_s",
+                 f"must list lengths in (0, 60] seconds, got {list(self.cost_lengths_s)}")
+        _require(self.cost_repeats >= 1, "cost_repeats", f"must be >= 1, got {self.cost_repeats}")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     """Stage `evaluate`: bss_eval scores of every method on the test split."""
@@ -379,6 +425,7 @@ class Params:
     baselines: BaselineConfig = BaselineConfig()
     tracking: TrackingConfig = TrackingConfig()
     separate: SeparateConfig = SeparateConfig()
+    spectral: SpectralConfig = SpectralConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
     def __post_init__(self) -> None:

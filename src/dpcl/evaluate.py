@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from dpcl.atomic import atomic_path, write_json
 from dpcl.audio import read_audio
+from dpcl.features import spread_subset
 from dpcl.errors import DpclError
 
 BACKENDS = ("mir_eval", "fast")
@@ -235,13 +236,13 @@ def _select_names(mixtures_dir: Path, estimates_dir: Path, n_sources: int, limit
     """Sorted mixture names to score; every one needs references and estimates.
 
     An estimate without a mixture is always an error (the wrong folder, or another split's
-    output). With `limit`, only the first `limit` mixtures need estimates, so a quick separation
-    of the first N mixtures can be scored with the same N.
+    output). With `limit`, only `limit` mixtures evenly spread over the sorted names need
+    estimates (`dpcl.features.spread_subset`), the ones a separation with the same limit made.
     """
     mixtures = _wav_names(mixtures_dir / "mix")
     if not mixtures:
         raise EvaluationError(f"no .wav files in {mixtures_dir / 'mix'}")
-    selected = sorted(mixtures)[:limit] if limit is not None else sorted(mixtures)
+    selected = spread_subset(sorted(mixtures), limit)  # the names `separate` picks for the same limit
     for j in range(1, n_sources + 1):
         for folder, what in ((mixtures_dir / f"s{j}", "reference"), (estimates_dir / f"s{j}", "estimate")):
             missing = set(selected) - _wav_names(folder)
@@ -399,7 +400,7 @@ def evaluate_folder(mixtures_dir: Path, estimates_dir: Path, n_sources: int, bac
     """Score every mixture of `mixtures_dir` (mix/, s1/..) against `estimates_dir` (s1/..).
 
     One row per mixture in name order, whatever `workers` is. All folder checks run before
-    any scoring; `limit` scores only the first `limit` mixtures by name.
+    any scoring; `limit` scores only `limit` mixtures spread over the names (spread_subset).
     """
     if workers is not None and workers < 1:
         raise EvaluationError(f"workers must be at least 1 (or None for all cores), got {workers}")
@@ -426,9 +427,13 @@ def summarise(table: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def run_evaluate(mixtures_dir: Path, estimates_dir: Path, out_csv: Path, out_json: Path, n_sources: int,
-                 backend: str = "mir_eval", workers: int | None = None) -> dict[str, dict[str, float]]:
-    """The stage: per-mixture CSV, then the summary JSON, each written atomically; returns the summary."""
-    table = evaluate_folder(mixtures_dir, estimates_dir, n_sources, backend, workers)
+                 backend: str = "mir_eval", workers: int | None = None,
+                 limit: int | None = None) -> dict[str, dict[str, float]]:
+    """The stage: per-mixture CSV, then the summary JSON, each written atomically; returns the summary.
+
+    `limit`: only `limit` mixtures spread over the names (the `spectral` method separates no more).
+    """
+    table = evaluate_folder(mixtures_dir, estimates_dir, n_sources, backend, workers, limit)
     with atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     summary = summarise(table)

@@ -88,6 +88,22 @@ def mixture_names(mix_dir: Path, mode: str, split: str) -> list[str]:
     return names
 
 
+def spread_subset(names: list[str], count: int | None) -> list[str]:
+    """`count` names evenly spaced over the sorted list (all of them for None or count >= len).
+
+    Why not the first `count`: names begin with the first utterance's speaker, so the first N by
+    name are mixtures of one speaker. Evenly spaced picks cover every speaker in proportion, and
+    need no seed: `separate` (the spectral method) and `evaluate --limit` pick the same names.
+    """
+    ordered = sorted(names)
+    if count is None or count >= len(ordered):
+        return ordered
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    step = len(ordered) / count
+    return [ordered[int(i * step)] for i in range(count)]
+
+
 def _load_and_compute(job: tuple[Path, str, int, int, FeaturesConfig]) -> UtteranceFeatures:
     """Worker: read one mixture and its sources, return its features (runs in a subprocess)."""
     split_dir, name, n_sources, rate, cfg = job

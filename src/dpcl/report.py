@@ -1,8 +1,9 @@
 """Stage `report`: tables, figures and audio that a person reads, plus DVC metrics and plots.
 
 Inputs are the stage outputs already on disk: per-method score tables (`dpcl evaluate`), the
-test split's mixtures.csv (speaker facts), training histories, separated audio and the
-example mixture that `separate` saved. Outputs, all under `reports/`:
+test split's mixtures.csv (speaker facts), training histories, separated audio, the example
+mixture that `separate` saved and the cost run (`dpcl cost`: growth.json, growth.png). Outputs,
+all under `reports/`:
 
     site/index.html        the report: targets, tables, figures, audio of a few examples
     site/tables/*.csv      every table of the page
@@ -33,6 +34,8 @@ from dpcl.errors import DpclError  # noqa: E402
 
 METRICS = ("sdri", "si_sdri", "sdr", "si_sdr", "sir", "sar")
 ORACLES = ("ibm", "irm")
+# The section "Spectral clustering vs Deep Clustering": these methods of the pipeline, in this order.
+SPECTRAL_SECTION = ("spectral", "dpcl", "dpcl-spectral", *ORACLES)
 N_AUDIO_EXAMPLES = 3
 
 
@@ -44,6 +47,7 @@ class ReportInputs:
     mixtures_dir: Path  # the scored split: mix/, s1/, s2/, mixtures.csv
     separated_dir: Path  # <method>/s1, s2, example.npz, timing.json
     models_dir: Path  # dpcl/history.csv, baselines/<run>/history.csv
+    cost_dir: Path  # growth.json, growth.png of `dpcl cost`
 
 
 def pair_kinds(mixtures: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +112,108 @@ def targets(scores: pd.DataFrame) -> dict:
         result["margin_over_best_fixed_db"] = result["dpcl_sdri"] - result["best_fixed_sdri"]
         result["margin_target_met"] = bool(result["margin_over_best_fixed_db"] >= 3.0)
     return result
+
+
+def seconds_per_mixture(separated_dir: Path, methods: list[str]) -> dict[str, float]:
+    """Compute seconds per mixture of each method's separate stage (its summary.json): the same
+    clock for every method, so spectral clustering and DPCL compare on one machine."""
+    out = {}
+    for method in methods:
+        path = separated_dir / method / "summary.json"
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if data.get("mixtures") and "rtf" in data:
+                out[method] = float(data["rtf"]) * float(data["audio_seconds"]) / int(data["mixtures"])
+    return out
+
+
+def load_cost(cost_dir: Path) -> dict:
+    """The cost run's growth.json (rows per method and length, fitted exponents)."""
+    path = Path(cost_dir) / "growth.json"
+    if not path.is_file():
+        raise DpclError(f"cost growth not found at {path}: run the `cost` stage first")
+    return json.loads(path.read_text())
+
+
+def spectral_table(scores: pd.DataFrame, seconds: dict[str, float]) -> pd.DataFrame:
+    """Spectral clustering against DPCL (k-means and spectral) and the oracles on the test split.
+
+    `spectral` scores only spectral.max_mixtures mixtures (spread over the split), so every method's SDRi is
+    also given on exactly those mixtures (`*_same`: the fair comparison); `sdri_all` shows how far
+    that subset is from the whole split.
+    """
+    missing = [m for m in SPECTRAL_SECTION if m not in set(scores["method"])]
+    if missing:
+        raise DpclError(f"scores of {', '.join(missing)} missing: the pipeline's separate/evaluate stages make them")
+    subset = set(scores.loc[scores["method"] == "spectral", "name"])
+    rows = []
+    for method in SPECTRAL_SECTION:
+        own = scores[scores["method"] == method]
+        same = own[own["name"].isin(subset)]
+        rows.append({"method": method, "mixtures": len(own), "sdri_same": same["sdri"].mean(),
+                     "si_sdri_same": same["si_sdri"].mean(), "sdri_all": own["sdri"].mean(),
+                     "seconds_per_mixture": seconds.get(method, np.nan)})
+    return pd.DataFrame(rows).set_index("method").round(3)
+
+
+def spectral_headers(n_same: int) -> dict[str, str]:
+    """Readable column names of `spectral_table` for the page."""
+    return {"mixtures": "mixtures scored", "sdri_same": f"SDRi (dB), the {n_same} mixtures of spectral",
+            "si_sdri_same": f"SI-SDRi (dB), the {n_same} mixtures of spectral",
+            "sdri_all": "SDRi (dB), all its mixtures", "seconds_per_mixture": "seconds per mixture"}
+
+
+def cost_table(cost: dict) -> pd.DataFrame:
+    """The cost run per method: seconds and SDRi at each length ("refused" past the memory
+    budget), peak memory, and the fitted growth exponents of time and memory."""
+    rows = pd.DataFrame(cost["rows"])
+    table = pd.DataFrame(index=pd.Index(rows["method"].drop_duplicates(), name="method"))
+    for length, at in rows.groupby("length_s", sort=True):
+        at = at.set_index("method")
+        ran = at["seconds"].notna()
+        table[f"seconds @ {length:g} s"] = at["seconds"].round(3).astype(object).where(ran, "refused")
+        table[f"SDRi @ {length:g} s"] = at["sdri"].round(2).astype(object).where(ran, "refused")
+        table[f"MiB @ {length:g} s"] = (at["peak_bytes"] / 2**20).round(1).astype(object).where(ran, "refused")
+    exponents = cost.get("exponents", {})
+    table["time exponent"] = [exponents.get(m, {}).get("time", np.nan) for m in table.index]
+    table["memory exponent"] = [exponents.get(m, {}).get("memory", np.nan) for m in table.index]
+    return table
+
+
+def spectral_metrics(table: pd.DataFrame, cost: dict) -> dict:
+    """The section's numbers for reports/metrics.json (dvc metrics): finite values only."""
+    def clean(values: dict) -> dict:
+        return {k: round(float(v), 4) for k, v in values.items()
+                if isinstance(v, (int, float, np.number)) and np.isfinite(v)}
+
+    rows = pd.DataFrame(cost["rows"])
+    dense = rows[(rows["method"] == "spectral-dense") & rows["seconds"].notna()]
+    return {"test_split": {str(m): clean(row.to_dict()) for m, row in table.iterrows()},
+            "cost_exponents": {m: clean(e) for m, e in cost.get("exponents", {}).items()},
+            "dense_longest_s": float(dense["length_s"].max()) if len(dense) else 0.0}
+
+
+def cost_method(separated_dir: Path, method: str) -> str:
+    """The cost run's name for a pipeline method: `spectral` ran with one affinity (its summary's
+    model, `spectral-knn` or `spectral-dense`); the others keep their names."""
+    if method != "spectral":
+        return method
+    summary = separated_dir / method / "summary.json"
+    return str(json.loads(summary.read_text()).get("model") or "spectral-knn") if summary.is_file() else "spectral-knn"
+
+
+def run_extras(separated_dir: Path, methods: list[str], seconds: dict[str, float], cost: dict) -> dict[str, dict]:
+    """Per method, what its MLflow scores run carries beside the scores: seconds per mixture and
+    the cost run's growth exponents of the same method, where there are any."""
+    extras: dict[str, dict] = {}
+    for method in methods:
+        entry = {}
+        if method in seconds:
+            entry["seconds_per_mixture"] = seconds[method]
+        for key, value in cost.get("exponents", {}).get(cost_method(separated_dir, method), {}).items():
+            entry[f"cost_{key}_exponent"] = float(value)
+        extras[method] = entry
+    return extras
 
 
 # --------------------------------------------------------------------------- figures
@@ -259,14 +365,17 @@ def _rtf(separated_dir: Path, methods: list[str]) -> dict[str, float]:
     return out
 
 
-def log_scores(tracking: TrackingConfig, summary: pd.DataFrame, scores_dir: Path, goal: dict) -> None:
+def log_scores(tracking: TrackingConfig, summary: pd.DataFrame, scores_dir: Path, goal: dict,
+               extras: dict[str, dict] | None = None) -> None:
     """One MLflow run per method (`scores-<method>`) with its mean scores, so the UI compares methods
-    side by side with the trainings; the DPCL run carries the targets too."""
+    side by side with the trainings; the DPCL run carries the targets too, and every run its
+    `extras` (seconds per mixture, cost growth exponents)."""
     from dpcl.tracking import Run
 
     for method, row in summary.iterrows():
         run = Run(tracking, f"scores-{method}")
         metrics = {key.replace(" ", "_"): float(value) for key, value in row.items() if np.isfinite(value)}
+        metrics.update({k: float(v) for k, v in (extras or {}).get(str(method), {}).items() if np.isfinite(v)})
         if method == "dpcl":
             metrics.update({k: float(v) for k, v in goal.items() if isinstance(v, (int, float)) and np.isfinite(v)})
         run.log_metrics(metrics, step=0)
@@ -287,6 +396,10 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     breakdowns = {by: breakdown_table(scores, kinds, by) for by in ("sex_pair", "kind_pair", "language_pair")}
     goal = targets(scores)
     rtf = _rtf(inputs.separated_dir, methods)
+    cost = load_cost(inputs.cost_dir)
+    seconds = seconds_per_mixture(inputs.separated_dir, methods)
+    spectral = spectral_table(scores, seconds)
+    growth = cost_table(cost)
     histories = _histories(inputs.models_dir)
     rng = np.random.default_rng(0)  # which examples the page plays: seeded
     audio_names = sorted(rng.choice(mixtures["name"].to_numpy(), size=min(N_AUDIO_EXAMPLES, len(mixtures)),
@@ -297,6 +410,9 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
         summary.to_csv(staging / "tables" / "summary.csv")
         for by, table in breakdowns.items():
             table.to_csv(staging / "tables" / f"sdri_by_{by}.csv")
+        spectral.to_csv(staging / "tables" / "spectral_vs_dpcl.csv")
+        growth.to_csv(staging / "tables" / "cost_growth.csv")
+        shutil.copyfile(_growth_png(inputs.cost_dir), staging / "figures" / "growth.png")
         plot_sdri_distribution(scores, staging / "figures" / "sdri_distribution.png")
         if histories:
             plot_training_curves(histories, staging / "figures" / "training_curves.png")
@@ -304,20 +420,24 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
         example_name = _example_figure(inputs, example_method, staging / "figures" / "example.png")
         examples = _copy_audio(inputs, methods, audio_names, staging / "audio")
         (staging / "index.html").write_text(_page(summary, breakdowns, goal, rtf, bool(histories), example_name,
-                                                  example_method, examples, len(mixtures)))
+                                                  example_method, examples, len(mixtures),
+                                                  _spectral_section(spectral, growth, cost,
+                                                                    cost_method(inputs.separated_dir, "spectral"))))
     metrics = {"targets": goal, "rtf": rtf,
                "methods": {m: {k: round(float(v), 4) for k, v in row.items()}
-                           for m, row in summary[[c for c in summary.columns if c.endswith("mean")]].iterrows()}}
+                           for m, row in summary[[c for c in summary.columns if c.endswith("mean")]].iterrows()},
+               "spectral": spectral_metrics(spectral, cost)}
     write_json(metrics_path, metrics)
     plot_rows = scores[["method", "name", "sdri"]].copy()
     plot_rows.to_csv(plots_path, index=False)
     if tracking is not None:
-        log_scores(tracking, summary, inputs.scores_dir, goal)
+        log_scores(tracking, summary, inputs.scores_dir, goal, run_extras(inputs.separated_dir, methods, seconds, cost))
     return metrics
 
 
 def _page(summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict, rtf: dict[str, float],
-          curves: bool, example_name: str | None, example_method: str, examples: list[dict], n_mixtures: int) -> str:
+          curves: bool, example_name: str | None, example_method: str, examples: list[dict], n_mixtures: int,
+          spectral_section: str) -> str:
     def check(ok: bool | None) -> str:
         return "met" if ok else "NOT met"
 
@@ -354,8 +474,44 @@ def _page(summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict
     if example_name:
         lines += [f"<h3>One test mixture, {html.escape(example_method)}: {html.escape(example_name)}</h3>",
                   "<img src='figures/example.png' alt='spectrograms, masks and embeddings of one mixture'>"]
+    lines.append(spectral_section)
     lines.append("<h2>Listen</h2>")
     for entry in examples:
         lines.append(f"<h3>{html.escape(entry['name'])}</h3>")
         lines += [_audio(rel, label) for label, rel in entry["files"]]
+    return "\n".join(lines) + "\n"
+
+
+def _growth_png(cost_dir: Path) -> Path:
+    path = Path(cost_dir) / "growth.png"
+    if not path.is_file():
+        raise DpclError(f"the cost-growth plot is missing at {path}: run the `cost` stage first")
+    return path
+
+
+def _spectral_section(table: pd.DataFrame, growth: pd.DataFrame, cost: dict, spectral_name: str) -> str:
+    """The section "Spectral clustering vs Deep Clustering": the lecture's contrast, measured.
+    `spectral_name` (spectral-knn or spectral-dense) says which affinity the pipeline's run used."""
+    n_same = int(table.loc["spectral", "mixtures"])
+    shown = table.rename(index={"spectral": f"spectral ({spectral_name.removeprefix('spectral-')})"})
+    budget = cost.get("max_dense_gib")
+    lines = [
+        "<h2>Spectral clustering vs Deep Clustering</h2>",
+        "<p><b>spectral</b>: classical Ng-Jordan-Weiss spectral clustering of each mixture's active "
+        "time-frequency bins (log-magnitude patches and frequency position, Gaussian affinity, the "
+        "normalised affinity's leading eigenvectors, k-means on their rows); nothing is learned. "
+        "<b>dpcl</b>: k-means on the trained embeddings. <b>dpcl-spectral</b>: the same eigen-step on "
+        "the embeddings through the low-rank trick (an SVD of N x (D + 1), never the N x N matrix). "
+        f"spectral separates only {n_same} test mixtures spread over the split, so every method is also scored on "
+        "exactly those.</p>",
+        _table_html(shown.rename(columns=spectral_headers(n_same))),
+        "<h3>Cost against mixture length</h3>",
+        "<p>The test mixtures end to end, cut to each length; every method separates the same cuts "
+        "(spectral-dense: the N x N Gaussian affinity, refused past spectral.max_dense_gib"
+        + (f" = {budget:g} GiB" if budget is not None else "") + "; spectral-knn: the sparse k-nearest-"
+        "neighbour affinity with ARPACK). Seconds and peak memory added, with the exponent of a "
+        "power law fitted on a log-log scale: about 2 for an O(N^2) method, about 1 for O(N).</p>",
+        _table_html(growth),
+        "<img src='figures/growth.png' alt='seconds and peak memory against mixture length, log-log'>",
+    ]
     return "\n".join(lines) + "\n"

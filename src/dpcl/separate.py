@@ -3,6 +3,8 @@
 Methods:
     dpcl        Deep Clustering: embeddings from the model, k-means on the active bins, binary
                 masks (dpcl.masks.kmeans_masks, settings in params `separate`);
+    dpcl-spectral  the same embeddings clustered by spectral clustering, low-rank (dpcl.spectral);
+    spectral    classical spectral clustering of hand-made bin features: no model (params `spectral`);
     <baseline>  a neuron-model mask network (any run name, e.g. `unipolar_sigmoid-pit`): the mask
                 of source c is the network's output channel c;
     ibm, irm    oracles: ideal binary / ratio masks from the split's reference sources s1..sC.
@@ -30,17 +32,20 @@ from tqdm import tqdm
 
 from dpcl.atomic import atomic_dir, write_json
 from dpcl.audio import INT16_SCALE, AudioError, read_audio, resample, write_wav
-from dpcl.config import FeaturesConfig, Params, SeparateConfig, params_from_dict
+from dpcl.config import FeaturesConfig, Params, SeparateConfig, SpectralConfig, params_from_dict
 from dpcl.errors import DpclError
 from dpcl.features import log_magnitude as features_log_magnitude
-from dpcl.features import mixture_names, silence_weights
+from dpcl.features import mixture_names, silence_weights, spread_subset
 from dpcl.masks import ORACLE_MASKS, apply_masks, kmeans_masks, oracle_masks
 from dpcl.models.build import model_from_payload
+from dpcl.spectral import low_rank_njw_embedding, scatter_rows, spectral_rows
 from dpcl.stft import Stft
 
 log = logging.getLogger(__name__)
 
 MODEL_KINDS = ("dpcl", "baseline")
+DPCL_METHODS = ("dpcl", "dpcl-spectral")  # the methods that run a DPCL model, and how they cluster
+MODEL_FREE_METHODS = ("spectral",)
 RESCALE_PEAK = 0.9  # an estimate that would clip in 16 bits is scaled to this peak (WSJ0-2mix's)
 
 
@@ -125,7 +130,10 @@ class Separator:
     """
 
     def __init__(self, model_path: str | Path, stats_path: str | Path | None, config: SeparateConfig | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", clustering: str = "kmeans") -> None:
+        if clustering not in ("kmeans", "spectral"):
+            raise ValueError(f"unknown clustering {clustering!r} (allowed: kmeans, spectral)")
+        self.clustering = clustering
         payload = read_model_payload(model_path)  # checked and loaded once, without running pickle code
         try:
             self.model = model_from_payload(payload, device)
@@ -137,6 +145,8 @@ class Separator:
         self.kind: str = payload["kind"]
         self.params: Params = params_from_dict(payload["params"])
         self.config = config or self.params.separate
+        if clustering == "spectral":
+            check_spectral_settings(self.config)
         self.device = torch.device(device)
         self.features = self.params.features
         self.stft = Stft.from_config(self.features)
@@ -150,12 +160,7 @@ class Separator:
 
     def run(self, mix: np.ndarray, rate: int) -> Separation:
         """Separate one mono mixture at the model's rate; returns estimates, masks and timings."""
-        mix = np.asarray(mix)
-        if mix.ndim != 1 or mix.size == 0:
-            raise AudioError(f"expected a non-empty mono signal (n_samples,), got shape {mix.shape}")
-        if rate != self.sample_rate:
-            raise AudioError(f"the mixture is at {rate} Hz, the model at {self.sample_rate} Hz "
-                             "(separate_file resamples)")
+        mix = check_mono(mix, rate, self.sample_rate)
         timings = {}
         started = time.perf_counter()
         spec, logmag, active = log_magnitude(mix, self.stft, self.features)
@@ -172,7 +177,10 @@ class Separator:
         if self.kind == "dpcl":
             embeddings = output
             cfg = self.config
-            masks = kmeans_masks(embeddings, active, self.n_sources, cfg.seed, cfg.n_init, silent_bins=cfg.silent_bins,
+            points = embeddings
+            if self.clustering == "spectral":  # k-means on the rows of the affinity's leading eigenvectors
+                points = scatter_rows(low_rank_njw_embedding(embeddings[active.reshape(-1)], self.n_sources), active)
+            masks = kmeans_masks(points, active, self.n_sources, cfg.seed, cfg.n_init, silent_bins=cfg.silent_bins,
                                  soft=cfg.soft, alpha=cfg.soft_alpha,
                                  magnitude=np.abs(spec) if cfg.silent_bins == "louder" else None)
         else:
@@ -187,6 +195,68 @@ class Separator:
     def separate(self, mix: np.ndarray, rate: int) -> np.ndarray:
         """Estimates (C, n_samples) of one mono mixture at the model's sample rate."""
         return self.run(mix, rate).estimates
+
+
+def check_mono(mix: np.ndarray, rate: int, expected_rate: int) -> np.ndarray:
+    """The mixture as a non-empty mono array at the expected rate, or an AudioError saying why."""
+    mix = np.asarray(mix)
+    if mix.ndim != 1 or mix.size == 0:
+        raise AudioError(f"expected a non-empty mono signal (n_samples,), got shape {mix.shape}")
+    if rate != expected_rate:
+        raise AudioError(f"the mixture is at {rate} Hz, the separator works at {expected_rate} Hz "
+                         "(separate_file resamples)")
+    return mix
+
+
+def check_spectral_settings(cfg: SeparateConfig) -> None:
+    """Spectral rows exist for active bins only (silent bins get zero rows), so settings that place
+    silent bins by their distance to the clusters would put every one of them in one source."""
+    if cfg.silent_bins == "nearest" or cfg.soft:
+        raise DpclError("spectral clustering places active bins only: use separate.silent_bins both, "
+                        "louder or none, and separate.soft false, with the spectral methods")
+
+
+class SpectralSeparator:
+    """Classical spectral clustering (dpcl.spectral): no model, the same STFT, masks and resynthesis.
+
+    `run` has Separator's signature, so the stage, the report's example and the cost run treat
+    it like any other method. `affinity` overrides params `spectral.affinity` (the cost run
+    measures both).
+    """
+
+    kind = "spectral"
+
+    def __init__(self, params: Params, affinity: str | None = None) -> None:
+        self.params = params
+        self.features = params.features
+        self.spectral: SpectralConfig = params.spectral
+        self.affinity = affinity or params.spectral.affinity
+        self.config = params.separate
+        check_spectral_settings(self.config)
+        self.stft = Stft.from_config(self.features)
+        self.sample_rate = params.corpus.sample_rate
+        self.n_sources = params.mix.n_speakers
+        self.payload: dict[str, Any] = {"name": f"spectral-{self.affinity}"}
+
+    def run(self, mix: np.ndarray, rate: int) -> Separation:
+        """Separate one mono mixture; AffinityTooLarge if a dense affinity would break the memory budget."""
+        mix = check_mono(mix, rate, self.sample_rate)
+        timings = {}
+        started = time.perf_counter()
+        spec, logmag, active = log_magnitude(mix, self.stft, self.features)
+        timings["stft"] = time.perf_counter() - started
+        started = time.perf_counter()
+        rows = spectral_rows(logmag, active, self.n_sources, self.spectral, self.affinity)
+        timings["affinity+eigen"] = time.perf_counter() - started
+        started = time.perf_counter()
+        cfg = self.config
+        masks = kmeans_masks(scatter_rows(rows, active), active, self.n_sources, self.spectral.seed, cfg.n_init,
+                             silent_bins=cfg.silent_bins, magnitude=np.abs(spec))
+        timings["masks"] = time.perf_counter() - started
+        started = time.perf_counter()
+        estimates = apply_masks(spec, masks, self.stft, len(mix))
+        timings["istft"] = time.perf_counter() - started
+        return Separation(estimates, masks, logmag, active, None, timings)
 
 
 def oracle_separation(mix: np.ndarray, sources: list[np.ndarray], kind: str, stft: Stft,
@@ -221,8 +291,8 @@ def fit_int16(estimate: np.ndarray, peak: float = RESCALE_PEAK) -> tuple[np.ndar
 # --------------------------------------------------------------------------- the stage
 
 
-def _separate_one(method: str, split_dir: Path, staging: Path, params: Params, engine: Separator | None, name: str,
-                  example: bool) -> dict[str, Any]:
+def _separate_one(method: str, split_dir: Path, staging: Path, params: Params,
+                  engine: Separator | SpectralSeparator | None, name: str, example: bool) -> dict[str, Any]:
     """Read, separate and write one mixture; returns its record (and the report's arrays if `example`)."""
     rate, n_sources = params.corpus.sample_rate, params.mix.n_speakers
     mix, _ = read_audio(split_dir / "mix" / name, expected_rate=rate)
@@ -259,8 +329,11 @@ def run_separate(params: Params, method: str, mixtures_dir: Path, model_path: Pa
                  out_dir: Path, device: str = "cpu") -> dict[str, Any]:
     """The stage: separate every mixture of one split (`mixtures_dir`, e.g. data/mix/min/tt).
 
-    `method` is `ibm` or `irm` (no model: the split's s1..sC are the references) or the name of a
-    model run (`dpcl`, or a baseline run) with `model_path` and the features `stats_path`.
+    `method` is `ibm` or `irm` (no model: the split's s1..sC are the references), `spectral` (no
+    model; only `spectral.max_mixtures` mixtures spread over the split, as `dpcl evaluate --limit`
+    scores them: dense affinities are O(N^2)), or the name of a model run (`dpcl` or
+    `dpcl-spectral` with the DPCL model, or a baseline run) with `model_path` and the features
+    `stats_path`.
     Estimates are written as 16-bit WAV at their own level; one that would clip is scaled to peak
     0.9 (see `fit_int16`: SDR and SI-SDR do not see the scale) and listed in summary.json.
 
@@ -270,15 +343,21 @@ def run_separate(params: Params, method: str, mixtures_dir: Path, model_path: Pa
     time of one, and Snakemake already runs the separate jobs of the methods side by side.
     """
     mixtures_dir, out_dir = Path(mixtures_dir), Path(out_dir)
-    oracle = method in ORACLE_MASKS
-    if oracle and model_path is not None:
-        log.warning("method %s is an oracle: model %s is not used", method, model_path)
-    if not oracle and model_path is None:
+    model_free = method in ORACLE_MASKS or method in MODEL_FREE_METHODS
+    if model_free and model_path is not None:
+        log.warning("method %s uses no model: %s is not used", method, model_path)
+    if not model_free and model_path is None:
         raise DpclError(f"method {method!r} needs a model file "
-                        f"(oracle methods: {', '.join(ORACLE_MASKS)})")
+                        f"(methods without one: {', '.join(ORACLE_MASKS + MODEL_FREE_METHODS)})")
     names = mixture_names(mixtures_dir.parent.parent, mixtures_dir.parent.name, mixtures_dir.name)
-    engine = None if oracle else Separator(model_path, stats_path, params.separate, device)
-    if engine is not None:
+    engine: Separator | SpectralSeparator | None = None
+    if method in MODEL_FREE_METHODS:
+        engine = SpectralSeparator(params)
+        if params.spectral.max_mixtures:
+            names = spread_subset(names, params.spectral.max_mixtures)
+    elif method not in ORACLE_MASKS:
+        clustering = "spectral" if method == "dpcl-spectral" else "kmeans"
+        engine = Separator(model_path, stats_path, params.separate, device, clustering=clustering)
         _check_model(engine, method, params)
     started = time.perf_counter()
     with atomic_dir(out_dir) as staging:
@@ -297,7 +376,7 @@ def run_separate(params: Params, method: str, mixtures_dir: Path, model_path: Pa
 
 def _check_model(engine: Separator, method: str, params: Params) -> None:
     """The model must fit the method and the split: its kind, rate and number of sources."""
-    if (method == "dpcl") != (engine.kind == "dpcl"):
+    if (method in DPCL_METHODS) != (engine.kind == "dpcl"):
         raise DpclError(f"method {method!r} was given a {engine.kind} model ({engine.payload.get('name')})")
     if engine.sample_rate != params.corpus.sample_rate:
         raise DpclError(f"the model works at {engine.sample_rate} Hz, "
@@ -306,7 +385,8 @@ def _check_model(engine: Separator, method: str, params: Params) -> None:
         raise DpclError(f"the model separates {engine.n_sources} sources, the mixtures hold {params.mix.n_speakers}")
 
 
-def _summary(method: str, records: list[dict[str, Any]], wall: float, engine: Separator | None) -> dict[str, Any]:
+def _summary(method: str, records: list[dict[str, Any]], wall: float,
+             engine: Separator | SpectralSeparator | None) -> dict[str, Any]:
     audio = sum(r["seconds"] for r in records)
     steps = sorted({k for r in records for k in r["timings"]})
     compute = {k: sum(r["timings"].get(k, 0.0) for r in records) for k in steps}
@@ -357,5 +437,5 @@ def separate_file(in_path: str | Path, model_path: str | Path, stats_path: str |
     return written
 
 
-__all__ = ["Separation", "Separator", "apply_masks", "fit_int16", "kmeans_masks", "log_magnitude", "oracle_masks",
+__all__ = ["Separation", "Separator", "SpectralSeparator", "apply_masks", "fit_int16", "kmeans_masks", "log_magnitude", "oracle_masks",
            "read_model_payload", "read_stats", "run_separate", "separate_file"]

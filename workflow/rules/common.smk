@@ -12,8 +12,13 @@ CODE = "src/dpcl"
 # Modules whose change re-runs a training (dvc.yaml lists the same files).
 TRAINING_CODE = ["chunks", "losses", "objectives", "train", "training", "models/dpcl", "models/neuron", "models/transfer"]
 SEPARATE_CODE = ["masks", "separate", "stft", "features"]
+# The spectral methods and the cost run read these too (dvc.yaml lists the same files).
+SPECTRAL_CODE = [*SEPARATE_CODE, "spectral"]
+COST_CODE = [*SPECTRAL_CODE, "evaluate", "cost_growth"]
 BASELINE_RUNS = PARAMS.baselines.runs
 ORACLES = ["ibm", "irm"]
-METHODS = ["dpcl", *ORACLES, *(f"baseline-{run}" for run in BASELINE_RUNS)]
+# spectral: classical spectral clustering, no model; dpcl-spectral: the DPCL embeddings clustered
+# spectrally (src/dpcl/spectral.py).
+METHODS = ["dpcl", "dpcl-spectral", "spectral", *ORACLES, *(f"baseline-{run}" for run in BASELINE_RUNS)]
 # Every method is scored on the test split of the mixture mode the features use.
 TEST_SPLIT = f"data/mix/{PARAMS.features.mode}/tt"

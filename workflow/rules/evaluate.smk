@@ -1,5 +1,5 @@
-# Separation of the test split by every method, scoring, and the report
-# (src/dpcl/separate.py, evaluate.py, report.py).
+# Separation of the test split by every method, scoring, the cost run and the report
+# (src/dpcl/separate.py, evaluate.py, cost_growth.py, report.py).
 
 
 rule separate_dpcl:
@@ -24,6 +24,31 @@ rule separate_dpcl:
         "../envs/dpcl.yaml"
     shell:
         "dpcl separate-split {params.files} --method dpcl --mixtures {params.split}"
+        " --model {input.model}/model.pt --out {output} --threads 1 > {log} 2>&1"
+
+
+rule separate_dpcl_spectral:
+    input:
+        mix="data/mix",
+        model="data/models/dpcl",
+        code=[f"{CODE}/{name}.py" for name in SPECTRAL_CODE],
+    output:
+        directory("data/separated/dpcl-spectral"),
+    params:
+        files=PARAMS_ARGS,
+        split=TEST_SPLIT,
+        corpus=config["corpus"],
+        mix=config["mix"],
+        features=config["features"],
+        separate=config["separate"],
+    log:
+        "logs/separate/dpcl-spectral.log",
+    benchmark:
+        "logs/benchmarks/separate/dpcl-spectral.tsv"
+    conda:
+        "../envs/dpcl.yaml"
+    shell:
+        "dpcl separate-split {params.files} --method dpcl-spectral --mixtures {params.split}"
         " --model {input.model}/model.pt --out {output} --threads 1 > {log} 2>&1"
 
 
@@ -76,6 +101,32 @@ rule separate_oracle:
         " --out {output} --threads 1 > {log} 2>&1"
 
 
+# No model; only the first spectral.max_mixtures test mixtures (a dense affinity is O(N^2)).
+rule separate_spectral:
+    input:
+        mix="data/mix",
+        code=[f"{CODE}/{name}.py" for name in SPECTRAL_CODE],
+    output:
+        directory("data/separated/spectral"),
+    params:
+        files=PARAMS_ARGS,
+        split=TEST_SPLIT,
+        corpus=config["corpus"],
+        mix=config["mix"],
+        features=config["features"],
+        separate=config["separate"],
+        spectral=config["spectral"],
+    log:
+        "logs/separate/spectral.log",
+    benchmark:
+        "logs/benchmarks/separate/spectral.tsv"
+    conda:
+        "../envs/dpcl.yaml"
+    shell:
+        "dpcl separate-split {params.files} --method spectral --mixtures {params.split}"
+        " --out {output} --threads 1 > {log} 2>&1"
+
+
 rule evaluate:
     input:
         mix="data/mix",
@@ -89,7 +140,7 @@ rule evaluate:
         split=TEST_SPLIT,
         mix=config["mix"],
         evaluate=config["evaluate"],
-    threads: workflow.cores
+    threads: max(1, workflow.cores // 2)  # half: scoring runs beside the DPCL training
     log:
         "logs/evaluate/{method}.log",
     benchmark:
@@ -101,12 +152,71 @@ rule evaluate:
         " --csv {output.csv} --json {output.json} --threads {threads} > {log} 2>&1"
 
 
+# Scores the same first spectral.max_mixtures mixtures that separate_spectral separated.
+rule evaluate_spectral:
+    input:
+        mix="data/mix",
+        estimates="data/separated/spectral",
+        code=f"{CODE}/evaluate.py",
+    output:
+        csv="data/scores/spectral.csv",
+        json="data/scores/spectral.json",
+    params:
+        files=PARAMS_ARGS,
+        split=TEST_SPLIT,
+        mix=config["mix"],
+        evaluate=config["evaluate"],
+        spectral=config["spectral"],
+    threads: max(1, workflow.cores // 2)  # half: scoring runs beside the DPCL training
+    log:
+        "logs/evaluate/spectral.log",
+    benchmark:
+        "logs/benchmarks/evaluate/spectral.tsv"
+    conda:
+        "../envs/dpcl.yaml"
+    shell:
+        "dpcl evaluate {params.files} --mixtures {params.split} --estimates {input.estimates}"
+        " --csv {output.csv} --json {output.json} --limit {params.spectral[max_mixtures]}"
+        " --threads {threads} > {log} 2>&1"
+
+
+# Seconds, peak memory and SDRi against mixture length (spectral.cost_lengths_s). It takes every
+# core so that no other job shares the machine while it times.
+rule cost:
+    input:
+        mix="data/mix",
+        model="data/models/dpcl",
+        code=[f"{CODE}/{name}.py" for name in COST_CODE],
+    output:
+        directory("data/cost"),
+    params:
+        files=PARAMS_ARGS,
+        split=TEST_SPLIT,
+        corpus=config["corpus"],
+        mix=config["mix"],
+        features=config["features"],
+        separate=config["separate"],
+        spectral=config["spectral"],
+        evaluate=config["evaluate"],
+    threads: workflow.cores
+    log:
+        "logs/cost.log",
+    benchmark:
+        "logs/benchmarks/cost.tsv"
+    conda:
+        "../envs/dpcl.yaml"
+    shell:
+        "dpcl cost {params.files} --mixtures {params.split} --model {input.model}/model.pt"
+        " --out {output} --threads {threads} > {log} 2>&1"
+
+
 rule report:
     input:
         mix="data/mix",
         scores=expand("data/scores/{method}.csv", method=METHODS),
         separated=expand("data/separated/{method}", method=METHODS),
         models=["data/models/dpcl", *expand("data/models/baselines/{run}", run=BASELINE_RUNS)],
+        cost="data/cost",
         code=f"{CODE}/report.py",
     output:
         site=directory("reports/site"),
@@ -121,5 +231,5 @@ rule report:
         "../envs/dpcl.yaml"
     shell:
         "dpcl report {params.files} --scores data/scores --mixtures {params.split}"
-        " --separated data/separated --models data/models --site {output.site}"
+        " --separated data/separated --models data/models --cost {input.cost} --site {output.site}"
         " --metrics {output.metrics} --plots {output.plots} > {log} 2>&1"
