@@ -160,11 +160,7 @@ class Separator:
 
     def run(self, mix: np.ndarray, rate: int) -> Separation:
         """Separate one mono mixture at the model's rate; returns estimates, masks and timings."""
-        mix = check_mono(mix, rate, self.sample_rate)
-        timings = {}
-        started = time.perf_counter()
-        spec, logmag, active = log_magnitude(mix, self.stft, self.features)
-        timings["stft"] = time.perf_counter() - started
+        mix, spec, logmag, active, timings = analyse(mix, rate, self.sample_rate, self.stft, self.features)
 
         started = time.perf_counter()
         x = torch.from_numpy((logmag - self.mean) / self.std)[None].to(self.device)  # (1, T, F)
@@ -208,6 +204,16 @@ def check_mono(mix: np.ndarray, rate: int, expected_rate: int) -> np.ndarray:
     return mix
 
 
+def analyse(mix: np.ndarray, rate: int, expected_rate: int, stft: Stft,
+            features: FeaturesConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+    """The first step of every separator: the checked mixture, its STFT, log-magnitude and active
+    bins, and the timings dict with the STFT's seconds (each separator adds its own steps)."""
+    mix = check_mono(mix, rate, expected_rate)
+    started = time.perf_counter()
+    spec, logmag, active = log_magnitude(mix, stft, features)
+    return mix, spec, logmag, active, {"stft": time.perf_counter() - started}
+
+
 def check_spectral_settings(cfg: SeparateConfig) -> None:
     """Spectral rows exist for active bins only (silent bins get zero rows), so settings that place
     silent bins by their distance to the clusters would put every one of them in one source."""
@@ -240,11 +246,7 @@ class SpectralSeparator:
 
     def run(self, mix: np.ndarray, rate: int) -> Separation:
         """Separate one mono mixture; AffinityTooLarge if a dense affinity would break the memory budget."""
-        mix = check_mono(mix, rate, self.sample_rate)
-        timings = {}
-        started = time.perf_counter()
-        spec, logmag, active = log_magnitude(mix, self.stft, self.features)
-        timings["stft"] = time.perf_counter() - started
+        mix, spec, logmag, active, timings = analyse(mix, rate, self.sample_rate, self.stft, self.features)
         started = time.perf_counter()
         rows = spectral_rows(logmag, active, self.n_sources, self.spectral, self.affinity)
         timings["affinity+eigen"] = time.perf_counter() - started
