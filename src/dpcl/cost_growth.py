@@ -140,9 +140,10 @@ def _engines(params: Params, model_path: Path | None) -> dict[str, Callable[[np.
     """method -> function(mix, sources) -> Separation, for the methods that can run."""
     rate = params.corpus.sample_rate
     stft = Stft.from_config(params.features)
+    dense, knn = SpectralSeparator(params, "dense"), SpectralSeparator(params, "knn")
     engines: dict[str, Callable[[np.ndarray, np.ndarray], Separation]] = {
-        "spectral-dense": lambda mix, _: SpectralSeparator(params, "dense").run(mix, rate),
-        "spectral-knn": lambda mix, _: SpectralSeparator(params, "knn").run(mix, rate),
+        "spectral-dense": lambda mix, _: dense.run(mix, rate),
+        "spectral-knn": lambda mix, _: knn.run(mix, rate),
     }
     if model_path is not None:
         kmeans = Separator(model_path, None, params.separate)

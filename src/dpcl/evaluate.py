@@ -242,7 +242,7 @@ def _select_names(mixtures_dir: Path, estimates_dir: Path, n_sources: int, limit
     mixtures = _wav_names(mixtures_dir / "mix")
     if not mixtures:
         raise EvaluationError(f"no .wav files in {mixtures_dir / 'mix'}")
-    selected = spread_subset(sorted(mixtures), limit)  # the names `separate` picks for the same limit
+    selected = spread_subset(list(mixtures), limit)  # sorted; the names `separate` picks for the same limit
     for j in range(1, n_sources + 1):
         for folder, what in ((mixtures_dir / f"s{j}", "reference"), (estimates_dir / f"s{j}", "estimate")):
             missing = set(selected) - _wav_names(folder)

@@ -114,17 +114,22 @@ def targets(scores: pd.DataFrame) -> dict:
     return result
 
 
-def seconds_per_mixture(separated_dir: Path, methods: list[str]) -> dict[str, float]:
-    """Compute seconds per mixture of each method's separate stage (its summary.json): the same
-    clock for every method, so spectral clustering and DPCL compare on one machine."""
+def separation_summaries(separated_dir: Path, methods: list[str]) -> dict[str, dict]:
+    """Each method's separate-stage summary.json (the methods that have one), read once for the
+    real-time factors, the seconds per mixture and the spectral method's affinity."""
     out = {}
     for method in methods:
         path = separated_dir / method / "summary.json"
         if path.is_file():
-            data = json.loads(path.read_text())
-            if data.get("mixtures") and "rtf" in data:
-                out[method] = float(data["rtf"]) * float(data["audio_seconds"]) / int(data["mixtures"])
+            out[method] = json.loads(path.read_text())
     return out
+
+
+def seconds_per_mixture(summaries: dict[str, dict]) -> dict[str, float]:
+    """Seconds per mixture of each method's separate stage: the same clock for every method, so
+    spectral clustering and DPCL compare on one machine."""
+    return {method: float(data["rtf"]) * float(data["audio_seconds"]) / int(data["mixtures"])
+            for method, data in summaries.items() if data.get("mixtures") and "rtf" in data}
 
 
 def load_cost(cost_dir: Path) -> dict:
@@ -193,16 +198,16 @@ def spectral_metrics(table: pd.DataFrame, cost: dict) -> dict:
             "dense_longest_s": float(dense["length_s"].max()) if len(dense) else 0.0}
 
 
-def cost_method(separated_dir: Path, method: str) -> str:
+def cost_method(summaries: dict[str, dict], method: str) -> str:
     """The cost run's name for a pipeline method: `spectral` ran with one affinity (its summary's
     model, `spectral-knn` or `spectral-dense`); the others keep their names."""
     if method != "spectral":
         return method
-    summary = separated_dir / method / "summary.json"
-    return str(json.loads(summary.read_text()).get("model") or "spectral-knn") if summary.is_file() else "spectral-knn"
+    return str(summaries.get(method, {}).get("model") or "spectral-knn")
 
 
-def run_extras(separated_dir: Path, methods: list[str], seconds: dict[str, float], cost: dict) -> dict[str, dict]:
+def run_extras(summaries: dict[str, dict], methods: list[str], seconds: dict[str, float],
+               cost: dict) -> dict[str, dict]:
     """Per method, what its MLflow scores run carries beside the scores: seconds per mixture and
     the cost run's growth exponents of the same method, where there are any."""
     extras: dict[str, dict] = {}
@@ -210,7 +215,7 @@ def run_extras(separated_dir: Path, methods: list[str], seconds: dict[str, float
         entry = {}
         if method in seconds:
             entry["seconds_per_mixture"] = seconds[method]
-        for key, value in cost.get("exponents", {}).get(cost_method(separated_dir, method), {}).items():
+        for key, value in cost.get("exponents", {}).get(cost_method(summaries, method), {}).items():
             entry[f"cost_{key}_exponent"] = float(value)
         extras[method] = entry
     return extras
@@ -354,15 +359,8 @@ def _copy_audio(inputs: ReportInputs, methods: list[str], names: list[str], audi
     return examples
 
 
-def _rtf(separated_dir: Path, methods: list[str]) -> dict[str, float]:
-    out = {}
-    for method in methods:
-        summary = separated_dir / method / "summary.json"
-        if summary.is_file():
-            data = json.loads(summary.read_text())
-            if "rtf" in data:
-                out[method] = float(data["rtf"])
-    return out
+def _rtf(summaries: dict[str, dict]) -> dict[str, float]:
+    return {method: float(data["rtf"]) for method, data in summaries.items() if "rtf" in data}
 
 
 def log_scores(tracking: TrackingConfig, summary: pd.DataFrame, scores_dir: Path, goal: dict,
@@ -395,9 +393,10 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     summary = summary_table(scores)
     breakdowns = {by: breakdown_table(scores, kinds, by) for by in ("sex_pair", "kind_pair", "language_pair")}
     goal = targets(scores)
-    rtf = _rtf(inputs.separated_dir, methods)
+    separations = separation_summaries(inputs.separated_dir, methods)
+    rtf = _rtf(separations)
     cost = load_cost(inputs.cost_dir)
-    seconds = seconds_per_mixture(inputs.separated_dir, methods)
+    seconds = seconds_per_mixture(separations)
     spectral = spectral_table(scores, seconds)
     growth = cost_table(cost)
     histories = _histories(inputs.models_dir)
@@ -422,7 +421,7 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
         (staging / "index.html").write_text(_page(summary, breakdowns, goal, rtf, bool(histories), example_name,
                                                   example_method, examples, len(mixtures),
                                                   _spectral_section(spectral, growth, cost,
-                                                                    cost_method(inputs.separated_dir, "spectral"))))
+                                                                    cost_method(separations, "spectral"))))
     metrics = {"targets": goal, "rtf": rtf,
                "methods": {m: {k: round(float(v), 4) for k, v in row.items()}
                            for m, row in summary[[c for c in summary.columns if c.endswith("mean")]].iterrows()},
@@ -431,7 +430,7 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     plot_rows = scores[["method", "name", "sdri"]].copy()
     plot_rows.to_csv(plots_path, index=False)
     if tracking is not None:
-        log_scores(tracking, summary, inputs.scores_dir, goal, run_extras(inputs.separated_dir, methods, seconds, cost))
+        log_scores(tracking, summary, inputs.scores_dir, goal, run_extras(separations, methods, seconds, cost))
     return metrics
 
 

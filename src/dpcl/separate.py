@@ -253,7 +253,7 @@ class SpectralSeparator:
         started = time.perf_counter()
         cfg = self.config
         masks = kmeans_masks(scatter_rows(rows, active), active, self.n_sources, self.spectral.seed, cfg.n_init,
-                             silent_bins=cfg.silent_bins, magnitude=np.abs(spec))
+                             silent_bins=cfg.silent_bins, magnitude=np.abs(spec) if cfg.silent_bins == "louder" else None)
         timings["masks"] = time.perf_counter() - started
         started = time.perf_counter()
         estimates = apply_masks(spec, masks, self.stft, len(mix))
