@@ -249,6 +249,16 @@ def test_peak_memory_sees_a_large_allocation() -> None:
     assert peak["bytes"] >= 40 * 2**20
 
 
+def test_peak_memory_resets_between_blocks() -> None:
+    """An earlier, larger peak must not leak into a later block's reading."""
+    big = np.ones(200 * 2**20 // 8)  # 200 MiB, touched, then freed
+    del big
+    with peak_memory() as peak:
+        small = np.ones(20 * 2**20 // 8)  # 20 MiB
+        del small
+    assert 15 * 2**20 <= peak["bytes"] < 100 * 2**20
+
+
 def test_cost_scores_each_concatenated_mixture_with_its_own_permutation() -> None:
     """Two mixtures end to end, separated perfectly but with the speakers' order swapped in the
     second: per segment that is a perfect separation; one permutation over the cut would not be."""
