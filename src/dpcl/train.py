@@ -12,6 +12,11 @@ both. Why each piece is the way it is:
   nor Snakemake's removal of a failed job's outputs loses finished epochs.
 - Each phase (DPCL++: 100-frame chunks, then 400) starts from the best weights of the one
   before, with a fresh optimiser at its own learning rate.
+- Under torchrun the same loop runs on every rank (`distributed.py`): the model is wrapped in
+  DistributedDataParallel, each rank takes its shard of the epoch's seeded order, losses are
+  summed over ranks, and only rank 0 writes the checkpoint and calls the reporting callbacks.
+  `batch_size` is per rank, so a step averages N x batch_size examples and an epoch, the same
+  examples as one process would see, takes 1/N of the steps.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from dpcl import distributed
 from dpcl.atomic import atomic_path
 from dpcl.config import TrainingConfig
 
@@ -70,22 +76,36 @@ class TrainState:
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto`: CUDA when present, else CPU; the same code and params serve both."""
+    """`auto`: CUDA when present, else CPU; the same code and params serve both.
+
+    Under torchrun a CUDA device is this rank's own GPU (cuda:LOCAL_RANK).
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("training.device is 'cuda' but torch sees no CUDA device")
-    return torch.device(name)
+    return distributed.local_device(torch.device(name))
 
 
-def seed_epoch(seed: int, phase: int, epoch: int) -> torch.Generator:
-    """Seed torch and numpy for one epoch; returns the generator that orders its batches."""
-    epoch_seed = int(np.random.SeedSequence([seed, phase, epoch]).generate_state(1)[0])
-    torch.manual_seed(epoch_seed)
-    np.random.seed(epoch_seed % 2**32)
+def seed_epoch(seed: int, phase: int, epoch: int, rank: int = 0) -> torch.Generator:
+    """Seed torch and numpy for one epoch; returns the generator that orders its batches.
+
+    The order generator is the same on every rank (they shard one order); the global streams
+    (dropout, stochastic neurons) differ per rank so ranks do not draw the same noise. Rank 0,
+    and so a single process, gets the seeds it always had.
+    """
+    epoch_seed = _derived_seed(seed, phase, epoch)
+    noise_seed = epoch_seed if rank == 0 else _derived_seed(seed, phase, epoch, rank)
+    torch.manual_seed(noise_seed)
+    np.random.seed(noise_seed % 2**32)
     generator = torch.Generator()
     generator.manual_seed(epoch_seed)
     return generator
+
+
+def _derived_seed(*keys: int) -> int:
+    """A 32-bit seed that depends on every key and on nothing else."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
 
 
 def make_optimizer(cfg: TrainingConfig, params, learning_rate: float) -> torch.optim.Optimizer:
@@ -117,19 +137,25 @@ def _autocast(cfg: TrainingConfig, device: torch.device):
 
 def evaluate(model: nn.Module, objective: Objective, dataset: Dataset, batch_size: int, cfg: TrainingConfig,
              device: torch.device) -> float:
-    """Mean loss over a dataset (no gradients, eval mode: expectations for stochastic neurons)."""
+    """Mean loss over a dataset (no gradients, eval mode: expectations for stochastic neurons).
+
+    Under torchrun each rank scores its turn of the single-process batches and the sums are
+    shared, so every rank returns the value one process would. Pass the plain module, not the
+    DDP wrapper: evaluation has no gradients to average and ranks may score unequal counts.
+    """
     model.eval()
     total, count = 0.0, 0
-    limit = cfg.max_val_batches or None
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    starts = range(0, len(dataset), batch_size)
+    batches = [list(range(start, min(start + batch_size, len(dataset)))) for start in starts]
+    batches = batches[: cfg.max_val_batches or None]
+    loader = DataLoader(dataset, batch_sampler=distributed.deal(batches, distributed.current()))
     with torch.no_grad():
-        for index, batch in enumerate(loader):
-            if limit is not None and index >= limit:
-                break
+        for batch in loader:
             with _autocast(cfg, device):
                 loss = objective(model, _to(batch, device))
             total += float(loss) * len(batch["logmag"])
             count += len(batch["logmag"])
+    total, count = distributed.sum_over_ranks([total, count], device)
     return total / max(count, 1)
 
 
@@ -150,7 +176,12 @@ def fit(
     resolved params) is stored in the checkpoint; a checkpoint written under other params is
     not resumed, since its epochs belong to a different experiment. On return the model holds
     the best weights (lowest validation loss of the last phase).
+
+    Inside a process group (torchrun) every rank calls this: all read the checkpoint, only
+    rank 0 writes it and calls `on_start` and `on_epoch` (they report; N reporters would log
+    every epoch N times). `model` stays the plain module; only the training step sees DDP.
     """
+    world = distributed.current()
     device = resolve_device(cfg.device)
     model.to(device)
     state, resumed = TrainState(), _load_checkpoint(checkpoint_path, snapshot)
@@ -159,8 +190,11 @@ def fit(
         model.load_state_dict(resumed["model"])
         best_weights = resumed["best_model"]
         state = resumed["state"]
-        log.info("resuming from %s: phase %d, %d epoch(s) done", checkpoint_path, state.phase + 1, state.epoch)
-    if on_start is not None:
+        if world.is_main:
+            log.info("resuming from %s: phase %d, %d epoch(s) done", checkpoint_path, state.phase + 1, state.epoch)
+    distributed.barrier()  # every rank has read the checkpoint before rank 0 may overwrite it
+    net = distributed.wrap(model, device)
+    if on_start is not None and world.is_main:
         on_start(state)
 
     for phase_index, phase in enumerate(cfg.phases):
@@ -174,7 +208,7 @@ def fit(
             if scheduler is not None and resumed["scheduler"] is not None:
                 scheduler.load_state_dict(resumed["scheduler"])
         for epoch in range(state.epoch, phase.epochs):
-            record = _train_epoch(model, objective, train_set, val_set, optimizer, cfg, device,
+            record = _train_epoch(net, objective, train_set, val_set, optimizer, cfg, device,
                                   phase_index, epoch, phase.batch_size, phase.chunk_frames, desc)
             record.step = len(state.history)
             state.history.append(record)
@@ -191,31 +225,38 @@ def fit(
                 state.phase, state.epoch, state.bad_epochs, state.best_val = phase_index + 1, 0, 0, math.inf
                 model.load_state_dict(best_weights)
             state.finished = state.phase >= len(cfg.phases)
-            _save_checkpoint(checkpoint_path, model, best_weights, optimizer, scheduler, state, snapshot)
-            if on_epoch is not None:
-                on_epoch(record, state)
-            log.info("phase %d epoch %d: train %.4f val %.4f lr %.2e (%.1f s)%s", phase_index + 1, epoch + 1,
-                     record.train_loss, record.val_loss, record.learning_rate, record.epoch_seconds,
-                     "; early stop" if stop else "")
+            if world.is_main:
+                _save_checkpoint(checkpoint_path, model, best_weights, optimizer, scheduler, state, snapshot)
+                if on_epoch is not None:
+                    on_epoch(record, state)
+                log.info("phase %d epoch %d: train %.4f val %.4f lr %.2e (%.1f s)%s", phase_index + 1, epoch + 1,
+                         record.train_loss, record.val_loss, record.learning_rate, record.epoch_seconds,
+                         "; early stop" if stop else "")
             if stop:
                 break
     state.finished = True
     model.load_state_dict(best_weights)
+    if world.active:  # equal on all ranks when DDP kept them in step; the distributed test compares them
+        log.info("rank %d of %d: final weights sha256 %s", world.rank, world.size, distributed.weights_digest(model))
     return state
 
 
 def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val_set: Dataset,
                  optimizer: torch.optim.Optimizer, cfg: TrainingConfig, device: torch.device, phase: int,
                  epoch: int, batch_size: int, chunk_frames: int, desc: str) -> EpochRecord:
+    """One epoch of `model` (the DDP wrapper under torchrun); losses are means over all ranks."""
     start = time.perf_counter()
-    generator = seed_epoch(cfg.seed, phase, epoch)
+    world = distributed.current()
+    generator = seed_epoch(cfg.seed, phase, epoch, world.rank)
     order = torch.randperm(len(train_set), generator=generator).tolist()
-    if cfg.max_batches_per_epoch:
+    if cfg.max_batches_per_epoch:  # the epoch's examples, whatever the number of ranks sharing them
         order = order[: cfg.max_batches_per_epoch * batch_size]
+    order = distributed.shard(order, world)
     loader = DataLoader(Subset(train_set, order), batch_size=batch_size, shuffle=False, drop_last=False)
     model.train()
     total, count = 0.0, 0
-    progress = tqdm(loader, desc=f"{desc} p{phase + 1} e{epoch + 1}", unit="batch", mininterval=5, leave=False)
+    progress = tqdm(loader, desc=f"{desc} p{phase + 1} e{epoch + 1}", unit="batch", mininterval=5, leave=False,
+                    disable=not world.is_main)
     for batch in progress:
         batch = _to(batch, device)
         optimizer.zero_grad(set_to_none=True)
@@ -230,7 +271,11 @@ def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val
         optimizer.step()
         total += float(loss.detach()) * len(batch["logmag"])
         count += len(batch["logmag"])
-    val_loss = evaluate(model, objective, val_set, batch_size, cfg, device)
+    if world.active:
+        log.info("rank %d of %d: phase %d epoch %d: %d training batches, %d examples", world.rank, world.size,
+                 phase + 1, epoch + 1, len(loader), len(order))
+    total, count = distributed.sum_over_ranks([total, count], device)
+    val_loss = evaluate(distributed.unwrap(model), objective, val_set, batch_size, cfg, device)
     return EpochRecord(phase=phase + 1, epoch=epoch + 1, step=0, chunk_frames=chunk_frames,
                        train_loss=total / max(count, 1), val_loss=val_loss,
                        learning_rate=optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - start)

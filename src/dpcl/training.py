@@ -6,6 +6,10 @@ Output folder of a training (DVC- and Snakemake-owned):
     metrics.json   best validation loss, epochs, seconds, device
 The resumable checkpoint lives in `checkpoint_dir`, outside the output, so a failed or
 killed job (whose outputs Snakemake deletes) keeps every finished epoch.
+
+Started by `torchrun --nproc_per_node N`, the stage joins a process group for the training
+(`distributed.py`); rank 0 alone writes the output folder and talks to MLflow, the other
+ranks only train.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from dpcl import distributed
 from dpcl.atomic import atomic_dir, write_json
 from dpcl.chunks import ChunkDataset
 from dpcl.config import Params, TrainingConfig, params_to_dict
@@ -82,7 +87,8 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
         run.log_params({**model_params, "training": params_to_dict(cfg), "features": params_to_dict(params.features),
                         "n_parameters": sum(p.numel() for p in model.parameters())})
         run.set_tags({"kind": kind, "device": str(device), "git_commit": git_commit(),
-                      "data_version": snapshot["data"], "torch": torch.__version__})
+                      "data_version": snapshot["data"], "torch": torch.__version__,
+                      "world_size": str(distributed.current().size)})
 
     def on_epoch(record: EpochRecord, state: TrainState) -> None:
         tracker["run"].log_metrics({"train_loss": record.train_loss, "val_loss": record.val_loss,
@@ -91,13 +97,16 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
 
     started = time.perf_counter()
     checkpoint = Path(checkpoint_dir) / f"{name}.pt"
-    try:
-        state = fit(model, objective, datasets, cfg, checkpoint, snapshot, on_epoch=on_epoch, on_start=on_start,
-                    desc=name)
-    except BaseException:
-        if "run" in tracker:
-            tracker["run"].finish("KILLED")
-        raise
+    with distributed.process_group(device) as world:  # no-op without torchrun
+        try:
+            state = fit(model, objective, datasets, cfg, checkpoint, snapshot, on_epoch=on_epoch,
+                        on_start=on_start, desc=name)
+        except BaseException:
+            if "run" in tracker:
+                tracker["run"].finish("KILLED")
+            raise
+    if not world.is_main:  # rank 0 holds the same weights and writes them
+        return state
     seconds = time.perf_counter() - started
     _write_outputs(out_dir, model, params, kind, transfer, model_params, state, name, device, seconds,
                    json.loads(stats.read_text()))
