@@ -332,11 +332,15 @@ class TrackingConfig:
     experiment: str = "dpcl"
     # Where run artifacts (models, histories) go for the sqlite store; ignored by servers.
     artifact_location: str = "mlartifacts"
+    # How long a stage waits for the sqlite store's file lock before it stops with an error
+    # (parallel jobs hold it for milliseconds; a process stuck holding it must not hang the pipeline).
+    lock_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
         _require(self.uri.split(":", 1)[0] in ("sqlite", "http", "https", "postgresql", "mysql", "databricks"),
                  "uri", f"must be a sqlite:///, http(s):// or database URI, got {self.uri!r}")
         _require(bool(self.experiment), "experiment", "must not be empty")
+        _require(self.lock_timeout_s > 0, "lock_timeout_s", f"must be positive, got {self.lock_timeout_s}")
 
 
 @dataclasses.dataclass(frozen=True)
