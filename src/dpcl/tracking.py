@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import os
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -93,6 +94,17 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def experiment_tags() -> dict[str, str]:
+    """Tags naming the DVC experiment a run belongs to, when `dvc exp run` started it.
+
+    DVC tells its stages the experiment's name and baseline commit in DVC_EXP_NAME and
+    DVC_EXP_BASELINE_REV; tagged with them, a sweep's runs can be filtered in the MLflow UI by
+    the same names `dvc exp show` lists (`tags.dvc_experiment = 'lr-3e-3'`).
+    """
+    names = {"DVC_EXP_NAME": "dvc_experiment", "DVC_EXP_BASELINE_REV": "dvc_baseline_rev"}
+    return {tag: os.environ[var] for var, tag in names.items() if os.environ.get(var)}
+
+
 class Run:
     """One MLflow run, resumable by id (an interrupted training continues its own run)."""
 
@@ -102,7 +114,7 @@ class Run:
 
         self.cfg = cfg
         self._mlflow = mlflow
-        with store_lock(cfg.uri):
+        with store_lock(cfg.uri, cfg.lock_timeout_s):
             self.client = MlflowClient(tracking_uri=cfg.uri)
             experiment = self.client.get_experiment_by_name(cfg.experiment)
             if experiment is None:
@@ -118,21 +130,22 @@ class Run:
                 except Exception:  # the store was reset since the checkpoint: start a new run
                     run_id = None
             if run_id is None:
-                self.run_id = self.client.create_run(experiment_id, run_name=run_name).info.run_id
+                self.run_id = self.client.create_run(experiment_id, run_name=run_name,
+                                                     tags=experiment_tags()).info.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
         existing = self.client.get_run(self.run_id).data.params
         new = [Param(k, str(v)[:6000]) for k, v in flatten(params).items() if k not in existing]
-        with store_lock(self.cfg.uri):
+        with store_lock(self.cfg.uri, self.cfg.lock_timeout_s):
             for start in range(0, len(new), 100):
                 self.client.log_batch(self.run_id, params=new[start:start + 100])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        with store_lock(self.cfg.uri):
+        with store_lock(self.cfg.uri, self.cfg.lock_timeout_s):
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
@@ -141,13 +154,13 @@ class Run:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        with store_lock(self.cfg.uri):
+        with store_lock(self.cfg.uri, self.cfg.lock_timeout_s):
             self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
-        with store_lock(self.cfg.uri):
+        with store_lock(self.cfg.uri, self.cfg.lock_timeout_s):
             self.client.log_artifact(self.run_id, str(path), folder)
 
     def finish(self, status: str = "FINISHED") -> None:
-        with store_lock(self.cfg.uri):
+        with store_lock(self.cfg.uri, self.cfg.lock_timeout_s):
             self.client.set_terminated(self.run_id, status=status)
