@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -106,6 +107,15 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _sync(params: Params, args: argparse.Namespace) -> None:
+    from dpcl.sync import after_snakemake, before_snakemake
+
+    if args.to == "dvc":
+        after_snakemake(Path.cwd(), args.cores)
+    else:
+        before_snakemake(Path.cwd(), args.cores, force=True)
+
+
 def _show_params(params: Params, args: argparse.Namespace) -> None:
     yaml.safe_dump(params_to_dict(params), sys.stdout, sort_keys=False)
 
@@ -164,6 +174,10 @@ STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[
                 ("--plots", PATH, "per-mixture SDRi CSV for `dvc plots show`")]),
     "ui": (_ui, "the MLflow UI on the project's store (tracking.uri), at http://127.0.0.1:PORT until Ctrl-C",
            [("--port", {"type": int, "default": 5000}, "port on 127.0.0.1")]),
+    "sync": (_sync, "bring one orchestrator's record up to date with the other's (the Snakefile does this itself)",
+             [("--to", {"choices": ["dvc", "snakemake"], "required": True},
+               "dvc: dvc commit what Snakemake made; snakemake: snakemake --touch what DVC made"),
+              ("--cores", {"type": int, "default": os.cpu_count() or 1}, "cores Snakemake plans with")]),
     "params": (_show_params, "validate the params files and print the resolved values", []),
 }
 
