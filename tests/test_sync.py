@@ -25,7 +25,11 @@ def dvc_project(tmp_path: Path) -> Path:
 def test_syncs_only_in_a_git_and_dvc_project_without_overlays(dvc_project, tmp_path_factory, monkeypatch):
     monkeypatch.delenv(sync.CHILD_ENV, raising=False)
     assert sync.skip_reason(dvc_project, []) is None
-    assert "profiles/ci.yaml merged over params.yaml" in sync.skip_reason(dvc_project, ["profiles/ci.yaml"])
+    (dvc_project / "params.yaml").write_text("mix: {counts: {tr: 100}}\ntracking: {uri: 'sqlite:///mlflow.db'}\n")
+    (dvc_project / "ci.yaml").write_text("mix: {counts: {tr: 40}}\n")
+    (dvc_project / "team.yaml").write_text("tracking: {uri: 'http://mlflow.example.org:5000'}\n")
+    assert "ci.yaml changes mix of params.yaml" in sync.skip_reason(dvc_project, ["ci.yaml"])
+    assert sync.skip_reason(dvc_project, ["team.yaml"]) is None  # where runs are tracked changes no output
     bare = tmp_path_factory.mktemp("bare")
     assert sync.skip_reason(bare, []) == "not a DVC project"
     (bare / ".dvc").mkdir()
@@ -37,8 +41,10 @@ def test_syncs_only_in_a_git_and_dvc_project_without_overlays(dvc_project, tmp_p
 
 def test_overlay_runs_leave_dvc_lock_alone(dvc_project, monkeypatch, capsys):
     monkeypatch.delenv(sync.CHILD_ENV, raising=False)
-    assert sync.after_snakemake(dvc_project, 1, ["profiles/ci.yaml"]) == []
-    assert "dvc.lock not updated: --configfile profiles/ci.yaml" in capsys.readouterr().err
+    (dvc_project / "params.yaml").write_text("mix: {counts: {tr: 100}}\n")
+    (dvc_project / "ci.yaml").write_text("mix: {counts: {tr: 40}}\n")
+    assert sync.after_snakemake(dvc_project, 1, ["ci.yaml"]) == []
+    assert "dvc.lock not updated: --configfile ci.yaml changes mix" in capsys.readouterr().err
     assert not (dvc_project / "dvc.lock").exists() and not (dvc_project / sync.STAMP).exists()
 
 

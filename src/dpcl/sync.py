@@ -52,8 +52,9 @@ def skip_reason(root: Path, overlays: Sequence[str]) -> str | None:
     """Why no sync may happen here, or None when it may."""
     if os.environ.get(CHILD_ENV):
         return "inside a sync's own Snakemake process"
-    if overlays:
-        return f"--configfile {' '.join(map(str, overlays))} merged over params.yaml, which DVC does not read"
+    if overlays and (sections := overlay_changes(root, overlays)):
+        return (f"--configfile {' '.join(map(str, overlays))} changes {', '.join(sections)} of params.yaml, "
+                "and DVC reads params.yaml alone")
     if not (root / ".dvc").is_dir() or not (root / "dvc.yaml").is_file():
         return "not a DVC project"
     inside_git = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root,
@@ -61,6 +62,21 @@ def skip_reason(root: Path, overlays: Sequence[str]) -> str | None:
     if inside_git.returncode != 0:
         return "not a git repository (DVC needs one)"
     return None
+
+
+def overlay_changes(root: Path, overlays: Sequence[str]) -> list[str]:
+    """The params sections the overlays change, other than `tracking`.
+
+    `tracking` (where MLflow runs go, profiles/team.yaml) is in no stage's params and changes no
+    output, so a run with only that overlay makes exactly what `dvc repro` would.
+    """
+    from dpcl.config import deep_merge
+
+    base = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    merged = base
+    for overlay in overlays:
+        merged = deep_merge(merged, yaml.safe_load((root / overlay).read_text()) or {})
+    return sorted(key for key in set(base) | set(merged) if key != "tracking" and base.get(key) != merged.get(key))
 
 
 def _lock_digest(root: Path) -> str:
