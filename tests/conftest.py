@@ -30,15 +30,19 @@ def tool_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """A copy of the project's files in a fresh folder, as a fresh clone would have them."""
-    dest = tmp_path / "project"
+def copy_project(dest: Path) -> Path:
+    """Copy the project's files into `dest`, as a fresh clone would have them."""
     for rel in project_files():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, target)
     return dest
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the project's files in a fresh folder, as a fresh clone would have them."""
+    return copy_project(tmp_path / "project")
 
 
 def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
