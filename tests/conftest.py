@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -28,6 +29,12 @@ def tool_env() -> dict[str, str]:
     env.update(DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="dpcl-test", GIT_AUTHOR_EMAIL="test@example.invalid",
                GIT_COMMITTER_NAME="dpcl-test", GIT_COMMITTER_EMAIL="test@example.invalid")
     return env
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every file under `folder` -> its sha256: equal digests mean an output was left as it was."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def copy_project(dest: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from conftest import tree_digest
 from dpcl.audio import read_audio, resample
 from dpcl.config import CorpusConfig, SynthesisConfig
 from dpcl.corpus import COLUMNS, CorpusError, build_corpus
@@ -27,11 +27,6 @@ FOLDER_SPEAKERS = {"19": ("m1", "F"), "26": ("f1", "M"), "32": ("m3", "F"), "40"
 SENTENCES = ["The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
              "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
              "Rice is often served in round bowls.", "The juice of lemons makes fine punch."]
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ skipped with a warning naming it (tests/test_corpus.py); a Debian data package a
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -18,16 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import tree_digest
 from dpcl.tracking import TrackingError
 from dpcl.training import train_dpcl
 from test_training import features_dir, tiny_params  # noqa: F401 (features_dir is a fixture)
 
 DPCL = Path(sys.executable).parent / "dpcl"
-
-
-def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_a_missing_debian_tool_stops_the_corpus_stage_and_keeps_the_earlier_corpus(tmp_path):
