@@ -99,8 +99,7 @@ def snakemake_pending(project: Path) -> str:
 def model_weights(model_pt: Path) -> dict:
     import torch
 
-    saved = torch.load(model_pt, map_location="cpu", weights_only=False)
-    return saved["state_dict"] if "state_dict" in saved else saved["model"]
+    return torch.load(model_pt, map_location="cpu", weights_only=False)["state_dict"]
 
 
 @pytest.fixture(scope="module")
