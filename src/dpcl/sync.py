@@ -14,9 +14,10 @@ other tool vouches for:
 
 The Snakefile calls `after_snakemake` on success and `before_snakemake` while it is parsed, so a
 user types only `snakemake` or `dvc repro`. Both are skipped when the project is not a git + DVC
-repository, when the Snakemake run merges `--configfile` overlays (DVC knows params.yaml alone:
-recording an overlay's outputs as params.yaml's would be false), and inside the child
-Snakemake processes they start themselves. `dpcl sync` runs either direction by hand.
+repository, when the Snakemake run merges `--configfile` overlays that change what is computed
+(DVC knows params.yaml alone: recording an overlay's outputs as params.yaml's would be false),
+and inside the child Snakemake processes they start themselves. `dpcl sync` runs either
+direction by hand.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from dpcl.errors import DpclError
 
 # Set in the Snakemake processes this module starts, so their Snakefile does not sync again.
 CHILD_ENV = "DPCL_SYNC_CHILD"
-# dvc.lock's digest when the two records last agreed: a different dvc.lock means DVC ran since.
+# The digest of dvc.lock and its outputs when the two records last agreed: a different one means
+# DVC ran (or restored outputs) since.
 STAMP = Path(".snakemake") / "dpcl" / "dvc-lock-synced.sha256"
 # The tools of the running interpreter's environment, whatever PATH holds.
 DVC = [sys.executable, "-m", "dvc"]
@@ -106,7 +108,7 @@ def _record_agreement(root: Path) -> None:
 
 
 def dvc_ran_since_sync(root: Path) -> bool:
-    """True when dvc.lock differs from the one both records last agreed on (or none was recorded)."""
+    """True when dvc.lock or its outputs differ from when both records last agreed (or none was recorded)."""
     stamp = root / STAMP
     recorded = stamp.read_text().strip() if stamp.is_file() else None
     return _lock_digest(root) not in ("", recorded)
@@ -200,7 +202,7 @@ def _commit_current(root: Path, cores: int) -> list[str]:
     return current
 
 
-def dvc_current_stages(root: Path) -> list[str]:
+def dvc_current_stages(root: Path, stages: dict[str, DvcStage]) -> list[str]:
     """The stages DVC vouches for: unchanged in `dvc status`, and so is every stage upstream.
 
     The upstream condition matters because `snakemake --touch` marks a target's whole DAG as
@@ -209,7 +211,6 @@ def dvc_current_stages(root: Path) -> list[str]:
     Frozen stages skip DVC's checks, so DVC cannot vouch for them.
     """
     changed = set(json.loads(_run([*DVC, "status", "--json"], root) or "{}"))
-    stages = dvc_stages(root)
     trusted = {name for name, stage in stages.items() if name not in changed and not stage.frozen}
     return [name for name in trusted if stages[name].upstream <= trusted]
 
@@ -221,11 +222,11 @@ def before_snakemake(root: Path, cores: int, overlays: Sequence[str] = (), force
     hash of dvc.lock, so it is cheap enough to run on every Snakemake start). `force` syncs even
     when dvc.lock is the one last agreed on.
     """
+    if not (force or dvc_ran_since_sync(root)):  # first: the common case costs no subprocess
+        return []
     if reason := skip_reason(root, overlays):
         if force:
             _say(f"Snakemake's records not updated: {reason}")
-        return []
-    if not (force or dvc_ran_since_sync(root)):
         return []
     try:
         return _touch_current(root, cores)
@@ -235,8 +236,8 @@ def before_snakemake(root: Path, cores: int, overlays: Sequence[str] = (), force
 
 
 def _touch_current(root: Path, cores: int) -> list[str]:
-    current = dvc_current_stages(root)
     stages = dvc_stages(root)
+    current = dvc_current_stages(root, stages)
     targets = [out for name in current for out in stages[name].outputs]
     if targets:
         _run([*SNAKEMAKE, *targets, "--cores", str(cores), "--touch"], root)
