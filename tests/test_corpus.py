@@ -20,7 +20,7 @@ from dpcl.corpus import COLUMNS, CorpusError, build_corpus
 from dpcl.errors import DpclError
 
 SYNTHETIC = CorpusConfig(sources=("espeak", "flite"), max_utterances_per_speaker=8, min_utterances_per_speaker=4,
-                         n_test_speakers=2, synthesis=SynthesisConfig(espeak_voices=("m1", "f1"),
+                         n_test_speakers=2, synthetic_in_test=True, synthesis=SynthesisConfig(espeak_voices=("m1", "f1"),
                                                                       flite_voices=("awb", "slt")))
 # LibriSpeech-like speakers of the folder corpus: folder name -> (espeak variant, SPEAKERS.TXT sex)
 FOLDER_SPEAKERS = {"19": ("m1", "F"), "26": ("f1", "M"), "32": ("m3", "F"), "40": ("f2", "M")}
@@ -78,7 +78,7 @@ def test_build_is_reproducible_from_the_seed(synthetic: tuple[pd.DataFrame, Path
 
 
 def test_unknown_test_speaker_lists_the_choices(tmp_path: Path) -> None:
-    cfg = CorpusConfig(sources=("espeak",), test_speakers=("espeak-m1", "espeak-zz"),
+    cfg = CorpusConfig(sources=("espeak",), test_speakers=("espeak-m1", "espeak-zz"), synthetic_in_test=True,
                        synthesis=SynthesisConfig(espeak_voices=("m1", "f1")))
     with pytest.raises(CorpusError, match=r"espeak-zz.*espeak-f1, espeak-m1"):
         build_corpus(cfg, tmp_path / "corpus")

@@ -83,27 +83,54 @@ def test_every_configurable_source_has_a_planner() -> None:
     assert set(PLANNERS) == set(CORPUS_SOURCES)
 
 
-def plans(*specs: tuple[str, str, str]) -> list[SpeakerPlan]:
-    """Plans without audio from (speaker, kind, group) triples."""
-    return [SpeakerPlan(name, "folder", "en", "unknown", kind, group, FileClips(()))  # type: ignore[arg-type]
-            for name, kind, group in specs]
+def plans(*specs: tuple) -> list[SpeakerPlan]:
+    """Plans without audio from (speaker, kind, group[, identity]) tuples."""
+    return [SpeakerPlan(spec[0], "folder", "en", "unknown", spec[1], spec[2], FileClips(()),  # type: ignore[arg-type]
+                        *(spec[3:] or ()))
+            for spec in specs]
 
 
 def test_named_test_speakers_bring_their_group() -> None:
     speakers = plans(("klettres-fr", "real", "kde-fr"), ("ktuberling-fr", "real", "kde-fr"),
                      ("r1", "real", "r1"), ("r2", "real", "r2"), ("s1", "synthetic", "s1"))
-    cfg = CorpusConfig(sources=("espeak",), test_speakers=("klettres-fr", "s1"))
-    assert choose_test_speakers(cfg, speakers) == ["klettres-fr", "ktuberling-fr", "s1"]
+    cfg = CorpusConfig(sources=("espeak",), test_speakers=("klettres-fr", "s1"), synthetic_in_test=True)
+    assert choose_test_speakers(cfg, speakers).test == ["klettres-fr", "ktuberling-fr", "s1"]
 
 
-def test_drawn_test_speakers_are_at_least_half_real() -> None:
+def test_drawn_test_speakers_are_at_least_half_real_when_synthetic_may_test() -> None:
     speakers = plans(*[(f"r{i}", "real", f"r{i}") for i in range(4)],
                      *[(f"s{i}", "synthetic", f"s{i}") for i in range(8)])
     for seed in range(20):
-        chosen = choose_test_speakers(CorpusConfig(sources=("espeak",), n_test_speakers=4, seed=seed), speakers)
+        chosen = choose_test_speakers(CorpusConfig(sources=("espeak",), n_test_speakers=4, seed=seed,
+                                                   synthetic_in_test=True), speakers).test
         assert len(chosen) == 4 and sum(c.startswith("r") for c in chosen) >= 2
     with pytest.raises(CorpusError, match="left for training"):
-        choose_test_speakers(CorpusConfig(sources=("espeak",), n_test_speakers=11), speakers)
+        choose_test_speakers(CorpusConfig(sources=("espeak",), n_test_speakers=11, synthetic_in_test=True), speakers)
+
+
+def test_the_test_split_holds_real_voices_of_known_identity_only() -> None:
+    speakers = plans(*[(f"r{i}", "real", f"r{i}") for i in range(5)],
+                     *[(f"s{i}", "synthetic", f"s{i}") for i in range(5)],
+                     *[(f"game-c{i}", "real", "game", "uncertain") for i in range(5)])
+    by_id = {p.speaker: p for p in speakers}
+    for seed in range(20):
+        chosen = choose_test_speakers(CorpusConfig(sources=("espeak",), n_test_speakers=4, seed=seed), speakers)
+        assert len(chosen.test) == 4 and chosen.excluded == []
+        assert all(by_id[s].kind == "real" and by_id[s].identity == "known" for s in chosen.test)
+    for name, message in (("s1", "synthetic"), ("game-c1", "identity uncertain")):
+        with pytest.raises(CorpusError, match=f"{name} \\({message}"):
+            choose_test_speakers(CorpusConfig(sources=("espeak",), test_speakers=("r1", name)), speakers)
+    only_synthetic = plans(*[(f"s{i}", "synthetic", f"s{i}") for i in range(5)])
+    with pytest.raises(CorpusError, match="synthetic_in_test"):
+        choose_test_speakers(CorpusConfig(sources=("espeak",), n_test_speakers=2), only_synthetic)
+
+
+def test_uncertain_group_mates_of_a_test_speaker_leave_the_corpus() -> None:
+    """A dub's credited voice goes to tt; its uncredited cast-mates may be that actor: neither tt nor tr."""
+    speakers = plans(("dub-main", "real", "dub"), ("dub-extra", "real", "dub", "uncertain"),
+                     ("r1", "real", "r1"), ("r2", "real", "r2"), ("r3", "real", "r3"))
+    chosen = choose_test_speakers(CorpusConfig(sources=("espeak",), test_speakers=("dub-main", "r1")), speakers)
+    assert chosen.test == ["dub-main", "r1"] and chosen.excluded == ["dub-extra"]
 
 
 def test_validation_takes_a_share_of_each_training_speaker() -> None:

@@ -188,6 +188,19 @@ def test_drawn_lists_are_seeded_balanced_and_speaker_disjoint(tmp_path):
         draw("tt", 37, 0)
 
 
+def test_drawn_pairs_never_join_two_speakers_of_one_group(tmp_path):
+    """Two characters of one cast may be one actor: only different groups make a pair."""
+    manifest = make_corpus(tmp_path, per_speaker=6)
+    manifest["group"] = manifest["speaker"].map({"spk-a": "cast", "spk-b": "cast"}).fillna(manifest["speaker"])
+    group_of = dict(zip(manifest["path"], manifest["group"]))
+    entries = draw_mix_list(manifest, "tr", 60, 2, 2.5, np.random.default_rng(0))
+    assert all(group_of[e.sources[0]] != group_of[e.sources[1]] for e in entries)
+    assert {group_of[s] for e in entries for s in e.sources} == {"cast", "spk-c", "spk-d"}
+    one_cast = manifest.assign(group="cast")
+    with pytest.raises(MixError, match="1 group"):
+        draw_mix_list(one_cast, "tr", 5, 2, 2.5, np.random.default_rng(0))
+
+
 def test_list_round_trip(tmp_path):
     entries = [MixEntry(("a/x1.wav", "b/y2.wav"), (1.2345, -1.2345)),
                MixEntry(("a/x3.wav", "c/z1.wav"), (4.6942e-05, -4.6942e-05)),

@@ -21,8 +21,9 @@ from dpcl.errors import DpclError
 
 def _corpus(params: Params, args: argparse.Namespace) -> None:
     from dpcl.corpus import build_corpus
+    from dpcl.corpus.manifest import summary_table
 
-    build_corpus(params.corpus, args.out)
+    print(summary_table(build_corpus(params.corpus, args.out)), flush=True)
 
 
 def _mix(params: Params, args: argparse.Namespace) -> None:

@@ -90,6 +90,9 @@ class CorpusConfig:
     # Speakers held out for the test split. Empty: draw `n_test_speakers` with the seed.
     test_speakers: tuple[str, ...] = ()
     n_test_speakers: int = 4
+    # Synthetic voices may be test speakers. Off: `tt` holds real voices of known identity only
+    # (the headline measures real people); a corpus of synthetic voices alone (CI) turns it on.
+    synthetic_in_test: bool = False
     # Share of each training speaker's utterances set aside for validation (WSJ0-2mix `cv`).
     validation_fraction: float = 0.15
     # Keep Fish Fillets' minor roles (uncredited actors who may double the main roles) as speakers.

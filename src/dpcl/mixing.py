@@ -54,7 +54,7 @@ SPLITS = ("tr", "cv", "tt")
 MIN_SOURCE_S = 0.5
 WSJ0_RATE = 16000
 MANIFEST_COLUMNS = ("speaker", "path", "split")
-SPEAKER_ATTRIBUTES = ("sex", "language", "kind", "source")  # copied to mixtures.csv when present
+SPEAKER_ATTRIBUTES = ("sex", "language", "kind", "source", "group")  # copied to mixtures.csv when present
 PARALLEL_MIN_JOBS = 1000  # per split; below it a pool costs what it saves (2 cores: 0.6-0.8x at 200, 1.1-1.4x at 2200)
 
 log = logging.getLogger(__name__)

@@ -130,6 +130,10 @@ def draw_mix_list(manifest: pd.DataFrame, split: str, count: int, n_speakers: in
                   rng: np.random.Generator) -> list[MixEntry]:
     """Draw `count` mixtures of `n_speakers` distinct speakers from the utterances of `split`.
 
+    Distinct means distinct speaker *groups* where the manifest has a `group` column: two
+    characters of one game's cast may be one actor, so only different groups are known to be
+    different people (corpus/split.py states the rule), and a mixture never joins one group twice.
+
     Utterances are dealt from a shuffled deck, refilled with a fresh shuffle when it runs out,
     so every utterance is used about equally often (a small corpus is not dominated by a few
     clips); no combination of utterances repeats. Gains: +x, -x (x ~ U[0, max_gain_db], rounded
@@ -137,13 +141,14 @@ def draw_mix_list(manifest: pd.DataFrame, split: str, count: int, n_speakers: in
     then 0 dB for any further source (wsj0-3mix). The draw depends only on the rows of `split`,
     not on their order in the manifest.
     """
-    rows = manifest.loc[manifest["split"].astype(str) == split, ["speaker", "path"]].astype(str)
+    identity = "group" if "group" in manifest.columns else "speaker"
+    rows = manifest.loc[manifest["split"].astype(str) == split, [identity, "path"]].astype(str)
     rows = rows.sort_values("path", kind="stable")
-    paths, speakers = rows["path"].tolist(), rows["speaker"].tolist()
+    paths, speakers = rows["path"].tolist(), rows[identity].tolist()
     per_speaker = Counter(speakers)
     if len(per_speaker) < n_speakers:
-        raise MixError(f"split {split!r} has {len(per_speaker)} speaker(s) ({', '.join(sorted(per_speaker))}); "
-                       f"{n_speakers}-speaker mixtures need at least {n_speakers}")
+        raise MixError(f"split {split!r} has {len(per_speaker)} {identity}(s) ({', '.join(sorted(per_speaker))}); "
+                       f"{n_speakers}-speaker mixtures need at least {n_speakers} different ones")
     capacity = _distinct_combinations(per_speaker.values(), n_speakers)
     if count > capacity:
         raise MixError(f"split {split!r} asks for {count} mixtures but its utterances form only {capacity} "

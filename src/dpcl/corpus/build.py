@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -106,8 +107,11 @@ def build_corpus(cfg: CorpusConfig, out_dir: Path, workers: int | None = None) -
         if not kept:
             raise CorpusError(f"no speaker has {cfg.min_utterances_per_speaker} utterances of "
                               f"{cfg.min_utterance_s:g}-{cfg.max_utterance_s:g} s; dropped: {dropped}")
-        test = choose_test_speakers(cfg, kept)
-        rows_by_speaker = {r.speaker: r.rows for r in results if not r.dropped}
+        choice = choose_test_speakers(cfg, kept)
+        test = choice.test
+        for speaker in choice.excluded:
+            shutil.rmtree(staging / speaker, ignore_errors=True)
+        rows_by_speaker = {r.speaker: r.rows for r in results if not r.dropped and r.speaker not in choice.excluded}
         labels = assign_splits({s: len(rows) for s, rows in rows_by_speaker.items()}, test,
                                cfg.validation_fraction, cfg.seed)
         rows = [dict(row, split=labels[speaker][i])
@@ -119,5 +123,5 @@ def build_corpus(cfg: CorpusConfig, out_dir: Path, workers: int | None = None) -
                  *(int((frame["split"] == s).sum()) for s in ("tr", "cv", "tt")), ", ".join(test))
         write_json(staging / "summary.json", summarise(
             frame, sample_rate=cfg.sample_rate, test_speakers=test, dropped=dropped,
-            skipped={r.speaker: r.skipped for r in results}))
+            skipped={r.speaker: r.skipped for r in results}, excluded=choice.excluded))
     return frame

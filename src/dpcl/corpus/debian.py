@@ -37,6 +37,18 @@ PACKAGES = {
                    "1186d257a19e84230856baea0b0b1ded8be9195080fcdb2588970b5cd937f5a8"),
         DebPackage("ktuberling-data", "4:22.12.3-1",
                    "fba44c875bfa31ea488dadd9263e87a4dcaea0bd47d28817f6c0dc6d2af970ed"),
+        DebPackage("tuxpaint-stamps-default", "2022.06.04-1",
+                   "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34"),
+        DebPackage("flight-of-the-amazon-queen", "1.0.0-9",
+                   "40c08fd258d6fe95c46c1eaf5e9137f84ba330657995a281bd887c94a560a0f1"),
+        DebPackage("drascula", "1.0+ds4-2",
+                   "ed4af8e2d41ad446e2f3b73533daa1804e2f13f62f596c0b02b8dc39544f22b4"),
+        DebPackage("drascula-spanish", "1.0+ds4-2",
+                   "87b5f12df3fcd7ca16097c802dff1ab55e40c9ebc21209fa3f031e1661b4b8e5"),
+        DebPackage("codec2-examples", "1.0.5-1",
+                   "7af8cd128f269a1d8116993c9d2bd7d4d452fc17da46a09899aaca2b9bd993d4"),
+        DebPackage("beneath-a-steel-sky", "0.0372-8",
+                   "e2a25c880220c26a4dfd42904b878cc655afa1c72895f9c932befbd078622934"),
     )
 }
 

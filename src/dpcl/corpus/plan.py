@@ -21,6 +21,10 @@ from dpcl.errors import DpclError
 
 Sex = Literal["M", "F", "unknown"]
 Kind = Literal["real", "synthetic"]
+# "known": the label names one person (a credited voice, a KDE language's volunteer, a synthetic
+# voice). "uncertain": only a character name, and one actor may voice several characters of a cast;
+# such speakers may train, never test (DESIGN.md section 5).
+Identity = Literal["known", "uncertain"]
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
@@ -42,7 +46,10 @@ class SpeakerPlan:
     """One speaker: its metadata for the manifest and where its audio comes from.
 
     `group` names speakers that may be one person (the same language's KDE recordings,
-    a dub's cast); the split keeps a group on one side of train/test.
+    a dub's cast, a game's characters); the split keeps a group on one side of train/test,
+    and a mixture never joins two speakers of one group: only different groups are known
+    to be different people. `identity` "uncertain" (a character name) keeps a speaker out
+    of `tt`.
     """
 
     speaker: str
@@ -52,6 +59,7 @@ class SpeakerPlan:
     kind: Kind
     group: str
     audio: ClipSource
+    identity: Identity = "known"
 
     def __post_init__(self) -> None:
         if not self.speaker or _ID_UNSAFE.search(self.speaker):

@@ -58,7 +58,8 @@ def render_speaker(plan: SpeakerPlan, settings: RenderSettings, out_dir: Path) -
         write_wav(out_dir / relative, peak_normalise(samples, PEAK), settings.rate)
         rows.append({"speaker": plan.speaker, "utterance": utterance, "path": relative.as_posix(),
                      "duration": len(samples) / settings.rate, "source": plan.source,
-                     "language": plan.language, "sex": plan.sex, "kind": plan.kind})
+                     "language": plan.language, "sex": plan.sex, "kind": plan.kind,
+                     "group": plan.group, "identity": plan.identity})
         if len(rows) == settings.max_utterances:
             break
     if len(rows) < settings.min_utterances:
