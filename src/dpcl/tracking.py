@@ -73,10 +73,11 @@ def git_commit(cwd: Path | None = None) -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def data_version(folder: Path) -> str:
-    """Short content hash of a feature folder's statistics and summary: changes with the data."""
+def data_version(folder: Path, names: tuple[str, ...] = ("stats.json", "summary.json")) -> str:
+    """Short content hash of a data folder's small description files (a feature folder's
+    statistics and summary by default; a corpus's summary and manifest): changes with the data."""
     digest = hashlib.md5()
-    for name in ("stats.json", "summary.json"):
+    for name in names:
         path = folder / name
         if path.is_file():
             digest.update(path.read_bytes())

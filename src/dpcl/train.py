@@ -60,6 +60,7 @@ class EpochRecord:
     val_loss: float
     learning_rate: float
     epoch_seconds: float
+    val_sdri: float = math.nan  # validation SDRi (dB) when weights are selected by it, else NaN
 
 
 @dataclass
@@ -68,7 +69,7 @@ class TrainState:
 
     phase: int = 0
     epoch: int = 0  # epochs completed in `phase`
-    best_val: float = math.inf
+    best_val: float = math.inf  # of the selection criterion, lower is better (the loss, or -SDRi)
     bad_epochs: int = 0
     history: list[EpochRecord] = field(default_factory=list)
     tracking_run_id: str | None = None
@@ -169,13 +170,16 @@ def fit(
     on_epoch: Callable[[EpochRecord, TrainState], None] | None = None,
     on_start: Callable[[TrainState], None] | None = None,
     desc: str = "train",
+    score: Callable[[nn.Module], float] | None = None,
 ) -> TrainState:
     """Train `model` through every phase of `cfg`, resuming from `checkpoint_path` if present.
 
     `datasets(chunk_frames)` returns (train, validation) datasets for a phase. `snapshot` (the
     resolved params) is stored in the checkpoint; a checkpoint written under other params is
     not resumed, since its epochs belong to a different experiment. On return the model holds
-    the best weights (lowest validation loss of the last phase).
+    the best weights (lowest validation loss of the last phase, or, with `score` (the model ->
+    a validation quality, higher is better, e.g. SDRi in dB), the highest score: the loss of
+    DPCL is a proxy, and its lowest point need not be the best separation).
 
     Inside a process group (torchrun) every rank calls this: all read the checkpoint, only
     rank 0 writes it and calls `on_start` and `on_epoch` (they report; N reporters would log
@@ -211,11 +215,14 @@ def fit(
             record = _train_epoch(net, objective, train_set, val_set, optimizer, cfg, device,
                                   phase_index, epoch, phase.batch_size, phase.chunk_frames, desc)
             record.step = len(state.history)
+            if score is not None:
+                record.val_sdri = float(score(model))
             state.history.append(record)
             if scheduler is not None:
                 scheduler.step(record.val_loss)
-            if record.val_loss < state.best_val:
-                state.best_val, state.bad_epochs = record.val_loss, 0
+            criterion = -record.val_sdri if score is not None else record.val_loss
+            if criterion < state.best_val:
+                state.best_val, state.bad_epochs = criterion, 0
                 best_weights = copy.deepcopy(model.state_dict())
             else:
                 state.bad_epochs += 1
@@ -229,9 +236,10 @@ def fit(
                 _save_checkpoint(checkpoint_path, model, best_weights, optimizer, scheduler, state, snapshot)
                 if on_epoch is not None:
                     on_epoch(record, state)
-                log.info("phase %d epoch %d: train %.4f val %.4f lr %.2e (%.1f s)%s", phase_index + 1, epoch + 1,
-                         record.train_loss, record.val_loss, record.learning_rate, record.epoch_seconds,
-                         "; early stop" if stop else "")
+                log.info("phase %d epoch %d: train %.4f val %.4f%s lr %.2e (%.1f s)%s", phase_index + 1, epoch + 1,
+                         record.train_loss, record.val_loss,
+                         f" val SDRi {record.val_sdri:.2f} dB" if score is not None else "",
+                         record.learning_rate, record.epoch_seconds, "; early stop" if stop else "")
             if stop:
                 break
     state.finished = True
@@ -248,6 +256,8 @@ def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val
     start = time.perf_counter()
     world = distributed.current()
     generator = seed_epoch(cfg.seed, phase, epoch, world.rank)
+    if hasattr(train_set, "set_epoch"):  # dynamic mixing: the epoch's examples are drawn afresh
+        train_set.set_epoch(phase, epoch)
     order = torch.randperm(len(train_set), generator=generator).tolist()
     if cfg.max_batches_per_epoch:  # the epoch's examples, whatever the number of ranks sharing them
         order = order[: cfg.max_batches_per_epoch * batch_size]

@@ -27,23 +27,33 @@ from torch import nn
 
 from dpcl import distributed
 from dpcl.atomic import atomic_dir, write_json
+from torch.utils.data import Dataset
+
 from dpcl.chunks import ChunkDataset
+from dpcl.dynamic_mixing import DynamicMixDataset, UtterancePool
 from dpcl.config import Params, TrainingConfig, params_to_dict
 from dpcl.errors import DpclError
 from dpcl.models.build import build_model
 from dpcl.objectives import DeepClusteringObjective, MaskObjective
 from dpcl.tracking import Run, data_version, git_commit
 from dpcl.train import EpochRecord, Objective, TrainState, fit, resolve_device
+from dpcl.validation import SdriScorer
 
 log = logging.getLogger(__name__)
 
 
-def train_dpcl(params: Params, features_dir: Path, out_dir: Path, checkpoint_dir: Path) -> TrainState:
-    """Train the Deep Clustering network of `params.dpcl`."""
+def train_dpcl(params: Params, features_dir: Path, out_dir: Path, checkpoint_dir: Path,
+               corpus_dir: Path | None = None, mix_dir: Path | None = None) -> TrainState:
+    """Train the Deep Clustering network of `params.dpcl`.
+
+    `corpus_dir`: the corpus whose `tr` utterances dynamic mixing draws from (when enabled);
+    `mix_dir`: the mixtures whose `cv` subset selection by validation SDRi separates.
+    """
     size = params.dpcl.network
     name = f"dpcl-{params.dpcl.size}-{size.layers}x{size.hidden}-D{params.dpcl.embedding_dim}"
     return _train(params, "dpcl", None, DeepClusteringObjective(params.mix.n_speakers), params.dpcl.training,
-                  name, features_dir, out_dir, checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)})
+                  name, features_dir, out_dir, checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)},
+                  corpus_dir, mix_dir)
 
 
 def train_baseline(params: Params, run: str, features_dir: Path, out_dir: Path, checkpoint_dir: Path) -> TrainState:
@@ -62,21 +72,43 @@ def train_baseline(params: Params, run: str, features_dir: Path, out_dir: Path, 
 
 
 def _train(params: Params, kind: str, transfer: str | None, objective: Objective, cfg: TrainingConfig, name: str,
-           features_dir: Path, out_dir: Path, checkpoint_dir: Path, model_params: dict[str, Any]) -> TrainState:
+           features_dir: Path, out_dir: Path, checkpoint_dir: Path, model_params: dict[str, Any],
+           corpus_dir: Path | None = None, mix_dir: Path | None = None) -> TrainState:
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     for split in ("tr", "cv"):
         if not (features_dir / f"{split}.h5").is_file():
             raise DpclError(f"{features_dir / f'{split}.h5'} not found: run the `features` stage first")
+    dynamic = cfg.dynamic_mixing.enabled
+    if dynamic and corpus_dir is None:
+        raise DpclError(f"{name}: training.dynamic_mixing needs the corpus folder (--corpus data/corpus)")
+    if cfg.selection == "sdri" and (kind != "dpcl" or mix_dir is None):
+        raise DpclError(f"{name}: training.selection 'sdri' separates cv mixtures with k-means: "
+                        "DPCL only, and it needs the mixture folder (--mix data/mix)")
     torch.manual_seed(cfg.seed)  # initial weights
     model = build_model(params, kind, transfer)
     # What makes two trainings the same experiment: a checkpoint from other values is not resumed.
     snapshot = {"model": model_params, "training": params_to_dict(cfg), "features": params_to_dict(params.features),
                 "data": data_version(features_dir)}
+    if dynamic:
+        snapshot["corpus"] = data_version(Path(corpus_dir), ("summary.json", "manifest.csv"))
+        snapshot["mix"] = {"max_gain_db": params.mix.max_gain_db, "peak": params.mix.peak}
     stats = features_dir / "stats.json"
+    stats_arrays = _stats_arrays(stats)
+    pool: list[UtterancePool] = []  # read once, on the first phase that needs it
 
-    def datasets(chunk_frames: int) -> tuple[ChunkDataset, ChunkDataset]:
-        return (ChunkDataset(features_dir / "tr.h5", stats, chunk_frames),
-                ChunkDataset(features_dir / "cv.h5", stats, chunk_frames))
+    def datasets(chunk_frames: int) -> tuple[Dataset, ChunkDataset]:
+        fixed = ChunkDataset(features_dir / "tr.h5", stats, chunk_frames)
+        validation = ChunkDataset(features_dir / "cv.h5", stats, chunk_frames)
+        if not dynamic:
+            return fixed, validation
+        if not pool:
+            pool.append(UtterancePool.from_corpus(Path(corpus_dir), params.corpus.sample_rate))
+        # An epoch holds as many examples as the fixed mixtures give chunks: equal budgets compare.
+        return DynamicMixDataset(pool[0], len(fixed), chunk_frames, cfg.dynamic_mixing, params.features,
+                                 stats_arrays, params.mix.max_gain_db, params.mix.peak, cfg.seed), validation
+
+    score = (SdriScorer(params, Path(mix_dir), stats_arrays, cfg.selection_mixtures)
+             if cfg.selection == "sdri" else None)
 
     device = resolve_device(cfg.device)
     tracker: dict[str, Run] = {}
@@ -91,16 +123,19 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
                       "world_size": str(distributed.current().size)})
 
     def on_epoch(record: EpochRecord, state: TrainState) -> None:
-        tracker["run"].log_metrics({"train_loss": record.train_loss, "val_loss": record.val_loss,
-                                    "learning_rate": record.learning_rate, "epoch_seconds": record.epoch_seconds,
-                                    "chunk_frames": record.chunk_frames}, step=record.step)
+        metrics = {"train_loss": record.train_loss, "val_loss": record.val_loss,
+                   "learning_rate": record.learning_rate, "epoch_seconds": record.epoch_seconds,
+                   "chunk_frames": record.chunk_frames}
+        if score is not None:
+            metrics["val_sdri"] = record.val_sdri
+        tracker["run"].log_metrics(metrics, step=record.step)
 
     started = time.perf_counter()
     checkpoint = Path(checkpoint_dir) / f"{name}.pt"
     with distributed.process_group(device) as world:  # no-op without torchrun
         try:
             state = fit(model, objective, datasets, cfg, checkpoint, snapshot, on_epoch=on_epoch,
-                        on_start=on_start, desc=name)
+                        on_start=on_start, desc=name, score=score)
         except BaseException:
             if "run" in tracker:
                 tracker["run"].finish("KILLED")
@@ -133,3 +168,9 @@ def _write_outputs(out_dir: Path, model: nn.Module, params: Params, kind: str, t
             "name": name, "best_val_loss": float(history["val_loss"].min()), "epochs": len(history),
             "train_seconds": round(seconds, 2), "device": str(device),
             "parameters": sum(p.numel() for p in model.parameters())})
+
+
+def _stats_arrays(path: Path) -> tuple[Any, Any]:
+    """(mean, std) of the training features, as lists (dynamic mixing and validation normalise with them)."""
+    stats = json.loads(Path(path).read_text())
+    return stats["mean"], stats["std"]

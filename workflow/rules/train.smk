@@ -5,15 +5,20 @@
 
 rule train_dpcl:
     input:
+        # corpus: dynamic mixing draws from its tr utterances; mix: validation SDRi separates cv.
+        corpus="data/corpus",
+        mix="data/mix",
         features="data/features",
-        code=[f"{CODE}/{name}.py" for name in TRAINING_CODE],
+        code=[f"{CODE}/{name}.py" for name in [*TRAINING_CODE, *DPCL_TRAINING_CODE]],
     output:
         directory("data/models/dpcl"),
     params:
         files=PARAMS_ARGS,
+        corpus=config["corpus"],
         features=config["features"],
         mix=config["mix"],
         dpcl=config["dpcl"],
+        separate=config["separate"],
     # The longest job and the critical path: it starts first, on half the cores, and the baselines,
     # oracles and scoring share the other half meanwhile. On 2 CPU cores one torch thread does 60%
     # of the work of two, so two 1-thread jobs side by side finish the main job sooner.
@@ -27,7 +32,7 @@ rule train_dpcl:
         "../envs/dpcl.yaml"
     shell:
         "dpcl train-dpcl {params.files} --features {input.features} --out {output}"
-        " --checkpoints data/checkpoints --threads {threads} > {log} 2>&1"
+        " --checkpoints data/checkpoints --threads {threads} --corpus {input.corpus} --mix {input.mix} > {log} 2>&1"
 
 
 rule train_baseline:
