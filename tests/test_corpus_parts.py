@@ -66,7 +66,7 @@ def test_name_parsing() -> None:
     assert parse_role(Path("briefcase/cs/help12.ogg")) is None
     assert parse_role(Path("keys/cs/rand-3-3-0.ogg")) is None
     assert language_tag("pt_BR") == "pt-BR" and language_tag("sr@latin") == "sr-latin"
-    assert language_group("en_GB") == language_group("en") == "kde-en"
+    assert language_group("en_GB") == language_group("en") == "volunteers-en"
     assert safe_id("folder", "a_b c") == "folder-a-b-c"
     with pytest.raises(ValueError, match="A-Za-z0-9-"):
         SpeakerPlan("bad_id", "folder", "en", "M", "real", "g", FileClips(()))
@@ -91,7 +91,7 @@ def plans(*specs: tuple) -> list[SpeakerPlan]:
 
 
 def test_named_test_speakers_bring_their_group() -> None:
-    speakers = plans(("klettres-fr", "real", "kde-fr"), ("ktuberling-fr", "real", "kde-fr"),
+    speakers = plans(("klettres-fr", "real", "volunteers-fr"), ("ktuberling-fr", "real", "volunteers-fr"),
                      ("r1", "real", "r1"), ("r2", "real", "r2"), ("s1", "synthetic", "s1"))
     cfg = CorpusConfig(sources=("espeak",), test_speakers=("klettres-fr", "s1"), synthetic_in_test=True)
     assert choose_test_speakers(cfg, speakers).test == ["klettres-fr", "ktuberling-fr", "s1"]

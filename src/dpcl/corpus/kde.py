@@ -3,8 +3,8 @@
 Both ship one folder of recordings per language, each made by a volunteer (sometimes a
 parent with a child), so a folder is taken as one speaker. Clips are far shorter than an
 utterance; the assembler joins several of them with short pauses. The same volunteer may
-have recorded a language for both games, so both games' folders of one language (`en` and
-`en_GB` included) share one speaker group and never straddle train and test.
+have recorded a language for both games (and for Tux Paint), so every volunteer folder of one
+language (`en` and `en_GB` included) shares one speaker group and never straddles train and test.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from dpcl.corpus.debian import debian_package_root
-from dpcl.corpus.plan import CorpusError, FileClips, SpeakerPlan, safe_id, unique_files
+from dpcl.corpus.plan import CorpusError, FileClips, SpeakerPlan, safe_id, unique_files, volunteer_group
 
 AUDIO_SUFFIXES = (".ogg", ".wav", ".opus")
 # Where each game keeps its language folders inside its Debian package.
@@ -30,8 +30,9 @@ def language_tag(folder: str) -> str:
 
 
 def language_group(folder: str) -> str:
-    """Speaker group of a language folder: its base language, shared by both games."""
-    return safe_id("kde", re.split(r"[_@]", folder)[0])
+    """Speaker group of a language folder: its base language's volunteers, shared by both games
+    and by Tux Paint (`plan.volunteer_group`)."""
+    return volunteer_group(folder)
 
 
 def plan_kde_game(game: str, download_dir: str) -> list[SpeakerPlan]:

@@ -87,6 +87,21 @@ def safe_id(*parts: str) -> str:
     return "-".join(part for part in cleaned if part)
 
 
+# Sibling written forms of one spoken language, for volunteer groups.
+LANGUAGE_ALIASES = {"nb": "no", "nn": "no"}
+
+
+def volunteer_group(language: str) -> str:
+    """The speaker group of one language's volunteer recordings, across projects.
+
+    KDE's games and Tux Paint are recorded by volunteers of the same translation communities;
+    the Catalan voice of one may be the Catalan voice of the other. So every volunteer set of a
+    language shares one group (`volunteers-ca`): never both in tt and tr, never mixed together.
+    """
+    base = re.split(r"[-_@]", language)[0].lower()
+    return safe_id("volunteers", LANGUAGE_ALIASES.get(base, base))
+
+
 def stable_rng(seed: int, *names: str) -> np.random.Generator:
     """A generator that depends only on the seed and the names, never on processing order.
 
