@@ -42,7 +42,7 @@ def _train_dpcl(params: Params, args: argparse.Namespace) -> None:
     from dpcl.training import train_dpcl
 
     _set_threads(args.threads)
-    train_dpcl(params, args.features, args.out, args.checkpoints)
+    train_dpcl(params, args.features, args.out, args.checkpoints, corpus_dir=args.corpus, mix_dir=args.mix)
 
 
 def _train_baseline(params: Params, args: argparse.Namespace) -> None:
@@ -134,7 +134,10 @@ STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[
             [("--corpus", PATH, "corpus folder from `dpcl corpus`"), ("--out", PATH, "output folder (data/mix)")]),
     "features": (_features, "STFT features, ideal-binary-mask targets and silence weights to HDF5",
                  [("--mix", PATH, "mixture folder from `dpcl mix`"), ("--out", PATH, "output folder (data/features)")]),
-    "train-dpcl": (_train_dpcl, "train the Deep Clustering network (params section dpcl)", TRAINING),
+    "train-dpcl": (_train_dpcl, "train the Deep Clustering network (params section dpcl)",
+                   [*TRAINING,
+                    ("--corpus", {"type": Path, "default": None}, "corpus folder (dynamic mixing reads its tr utterances)"),
+                    ("--mix", {"type": Path, "default": None}, "mixture folder (selection by validation SDRi reads cv)")]),
     "train-baseline": (_train_baseline, "train one neuron-model baseline (params section baselines)",
                        [("--run", {"required": True}, "<transfer function>-<objective>, e.g. threshold-pit"),
                         *TRAINING]),

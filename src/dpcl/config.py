@@ -46,7 +46,8 @@ def _unknown_choice(given: str, allowed: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------- sections
 
-CORPUS_SOURCES = ("fillets_cs", "fillets_nl", "klettres", "ktuberling", "espeak", "flite", "folder", "wsj0")
+CORPUS_SOURCES = ("fillets_cs", "fillets_nl", "klettres", "ktuberling", "tuxpaint", "fotaq", "drascula",
+                  "drascula_es", "codec2", "espeak", "flite", "folder", "wsj0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,6 +211,56 @@ class PhaseConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AugmentationConfig:
+    """Per-source changes to the recording chain during dynamic mixing (src/dpcl/augment.py).
+
+    Each lever is off at its neutral value, so each can be measured on its own.
+    """
+
+    # Speed perturbation (resampling: tempo and pitch together, as sox `speed`): a factor drawn from
+    # this list with `speed_probability`; a perturbed voice counts as a new speaker `<id>-sp<factor>`
+    # (same group: never mixed with its own original).
+    speed_factors: tuple[float, ...] = ()
+    speed_probability: float = 0.0
+    # Random overall level of the mixture, uniform in +-level_db dB (the features see a new gain).
+    level_db: float = 0.0
+    # First-order spectral tilt y[n] = x[n] - a x[n-1], a ~ U[-tilt, tilt]: a different microphone.
+    tilt: float = 0.0
+    # Share of sources band-limited to 300-3400 Hz like a telephone line.
+    telephone_probability: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(all(0.5 <= f <= 2.0 for f in self.speed_factors), "speed_factors",
+                 f"must lie in [0.5, 2.0], got {list(self.speed_factors)}")
+        for key in ("speed_probability", "telephone_probability"):
+            _require(0.0 <= getattr(self, key) <= 1.0, key, f"must be in [0, 1], got {getattr(self, key)}")
+        _require(not self.speed_probability or self.speed_factors, "speed_probability",
+                 "needs speed_factors to draw from")
+        _require(0.0 <= self.level_db <= 30.0, "level_db", f"must be in [0, 30], got {self.level_db}")
+        _require(0.0 <= self.tilt < 1.0, "tilt", f"must be in [0, 1), got {self.tilt}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicMixingConfig:
+    """Fresh training mixtures every epoch from the corpus's `tr` utterances (src/dpcl/dynamic_mixing.py).
+
+    The recipe of the `mix` stage (P.56 levels, +x/-x dB gains with mix.max_gain_db, common peak
+    scale), with random crops and offsets, two different speaker groups per mixture, features
+    computed per example. Validation stays the fixed `cv` mixtures.
+    """
+
+    enabled: bool = False
+    # Share of mixtures whose two sources are both real voices (the rest hold a synthetic one,
+    # when the corpus has synthetic voices at all).
+    real_pair_share: float = 1.0
+    augmentation: AugmentationConfig = AugmentationConfig()
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.real_pair_share <= 1.0, "real_pair_share",
+                 f"must be in [0, 1], got {self.real_pair_share}")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
     """How a model is trained; shared by DPCL and the baselines, each with its own values."""
 
@@ -227,6 +278,11 @@ class TrainingConfig:
     max_val_batches: int = 0  # 0: the whole validation split
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: bool = False  # bfloat16 autocast, CUDA only
+    dynamic_mixing: DynamicMixingConfig = DynamicMixingConfig()
+    # Which weights a phase keeps: the lowest validation `loss`, or (DPCL) the highest validation
+    # SDRi on `selection_mixtures` fixed cv mixtures separated by k-means each epoch.
+    selection: Literal["loss", "sdri"] = "loss"
+    selection_mixtures: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -235,6 +291,7 @@ class TrainingConfig:
         _require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0, got {self.grad_clip}")
         _require(0 < self.scheduler_factor < 1, "scheduler_factor", f"must be in (0, 1), got {self.scheduler_factor}")
+        _require(self.selection_mixtures >= 1, "selection_mixtures", f"must be >= 1, got {self.selection_mixtures}")
         for key in ("scheduler_patience", "early_stopping_patience", "max_batches_per_epoch", "max_val_batches"):
             _require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
 
