@@ -47,7 +47,7 @@ def _unknown_choice(given: str, allowed: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- sections
 
 CORPUS_SOURCES = ("fillets_cs", "fillets_nl", "klettres", "ktuberling", "tuxpaint", "fotaq", "drascula",
-                  "drascula_es", "codec2", "espeak", "flite", "folder", "wsj0")
+                  "drascula_es", "codec2", "bass", "espeak", "flite", "folder", "wsj0")
 
 
 @dataclasses.dataclass(frozen=True)

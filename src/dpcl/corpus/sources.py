@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from dpcl.config import CorpusConfig
+from dpcl.corpus.bass import plan_bass
 from dpcl.corpus.codec2 import plan_codec2
 from dpcl.corpus.drascula import plan_drascula
 from dpcl.corpus.espeak import plan_espeak
@@ -33,6 +34,7 @@ PLANNERS: dict[str, Planner] = {
     "drascula": lambda cfg: plan_drascula("en", cfg.download_dir),
     "drascula_es": lambda cfg: plan_drascula("es", cfg.download_dir),
     "codec2": lambda cfg: plan_codec2(cfg.download_dir),
+    "bass": lambda cfg: plan_bass(cfg.download_dir),
     "espeak": lambda cfg: plan_espeak(cfg.synthesis),
     "flite": lambda cfg: plan_flite(cfg.synthesis, cfg.sample_rate),
     "folder": lambda cfg: plan_folder(str(cfg.folder_root)),
