@@ -31,13 +31,19 @@ def test_pair_kinds_group_mixtures_by_speaker_facts():
     assert kinds["language_pair"].tolist() == ["same language", "different languages", "same language"]
 
 
-def test_targets_compare_dpcl_with_the_ibm_and_the_best_fixed_baseline():
-    scores = pd.DataFrame({"method": ["dpcl", "ibm", "baseline-a-fixed", "baseline-b-fixed", "baseline-a-pit"],
-                           "sdri": [9.0, 12.0, 4.0, 5.5, 8.0]})
-    goal = targets(scores)
+def test_targets_compare_dpcl_with_the_ibm_and_the_best_baselines_on_real_pairs():
+    methods = ["dpcl", "ibm", "baseline-a-fixed", "baseline-b-fixed", "baseline-a-pit", "baseline-b-pit"]
+    scores = pd.DataFrame({"method": methods * 2, "name": ["real"] * 6 + ["synthetic"] * 6,
+                           "sdri": [9.0, 12.0, 4.0, 5.5, 5.0, 6.0] + [20.0] * 6})
+    kinds = pd.DataFrame({"name": ["real", "synthetic"], "kind_pair": ["real+real", "real+synthetic"]})
+    goal = targets(scores, kinds)
+    assert goal["test_mixtures"] == "real+real" and goal["n_mixtures"] == 1  # the synthetic pair is left out
     assert goal["dpcl_share_of_ibm"] == 0.75 and goal["share_target_met"]
+    assert goal["best_pit_baseline"] == "baseline-b-pit" and goal["margin_over_best_pit_db"] == 3.0
     assert goal["best_fixed_baseline"] == "baseline-b-fixed" and goal["margin_over_best_fixed_db"] == 3.5
     assert goal["margin_target_met"]
+    low = targets(scores.assign(sdri=scores["sdri"].where(scores["method"] != "dpcl", 4.0)), kinds)
+    assert not low["share_target_met"] and not low["margin_target_met"]
 
 
 def test_spectral_table_compares_every_method_on_the_mixtures_spectral_separated():

@@ -102,8 +102,11 @@ def _ui(params: Params, args: argparse.Namespace) -> None:
 
 
 def _set_threads(threads: int) -> None:
+    """torch's CPU threads, and denormals flushed to zero: tiny LSTM activations otherwise take
+    the slow microcode path on x86 (oneDNN#561), a slowdown that changes no result worth keeping."""
     import torch
 
+    torch.set_flush_denormal(True)
     if threads > 0:
         torch.set_num_threads(threads)
 

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 
 from dpcl.activlev import active_level
 from dpcl.audio import read_audio
-from dpcl.augment import augment_source, perturbed_speaker
+from dpcl.augment import Augmented, augment_source, perturbed_speaker
 from dpcl.config import DynamicMixingConfig, FeaturesConfig
 from dpcl.errors import DpclError
 from dpcl.features import compute_features
@@ -119,6 +119,8 @@ class DynamicMixDataset(Dataset):
         self._real_speakers = sorted(s for s, idx in self._by_speaker.items() if pool.real[idx[0]])
         self._synthetic_speakers = sorted(s for s, idx in self._by_speaker.items() if not pool.real[idx[0]])
         self._all_speakers = sorted(self._by_speaker)
+        self._real_groups = len({pool.groups[self._by_speaker[s][0]] for s in self._real_speakers})
+        self._levels: dict[int, float] = {}
 
     def set_epoch(self, phase: int, epoch: int) -> None:
         """Called by the training loop before each epoch: the epoch's mixtures are new ones."""
@@ -133,9 +135,7 @@ class DynamicMixDataset(Dataset):
     def draw(self, item: int) -> tuple[np.ndarray, np.ndarray, list[DrawnSource]]:
         """Mixture (n,), sources (2, n) and what was drawn for example `item` of this epoch."""
         rng = self.rng(item)
-        real_pair = not self._synthetic_speakers or (
-            len({self.pool.groups[self._by_speaker[s][0]] for s in self._real_speakers}) >= 2
-            and rng.random() < self.cfg.real_pair_share)
+        real_pair = not self._synthetic_speakers or (self._real_groups >= 2 and rng.random() < self.cfg.real_pair_share)
         first_pool = self._real_speakers if real_pair else (self._synthetic_speakers or self._all_speakers)
         second_pool = self._real_speakers if real_pair else self._all_speakers
         first = self._pick(first_pool, rng)
@@ -145,7 +145,7 @@ class DynamicMixDataset(Dataset):
         for utterance, gain in ((first, x), (second, -x)):
             augmented = augment_source(self.pool.samples[utterance].astype(np.float64), self.pool.rate,
                                        self.cfg.augmentation, rng)
-            level = active_level(augmented.samples, self.pool.rate).level
+            level = self._level(utterance, augmented)
             scaled = augmented.samples * (10.0 ** (gain / 20.0) / math.sqrt(level))
             sources.append(self._crop(scaled, rng))
             drawn.append(DrawnSource(utterance, perturbed_speaker(self.pool.speakers[utterance], augmented.speed),
@@ -157,6 +157,17 @@ class DynamicMixDataset(Dataset):
         level_db = self.cfg.augmentation.level_db
         scale *= 10.0 ** (rng.uniform(-level_db, level_db) / 20.0) if level_db else 1.0
         return mix * scale, stacked * scale, drawn
+
+    def _level(self, utterance: int, augmented: Augmented) -> float:
+        """P.56 level of the augmented utterance; an untouched utterance's is measured once (half
+        the cost of an example otherwise) and kept for the following epochs."""
+        untouched = augmented.speed == 1.0 and augmented.tilt == 0.0 and not augmented.telephone
+        if untouched and utterance in self._levels:
+            return self._levels[utterance]
+        level = active_level(augmented.samples, self.pool.rate).level
+        if untouched:
+            self._levels[utterance] = level
+        return level
 
     def _pick(self, speakers: list[str], rng: np.random.Generator) -> int:
         utterances = self._by_speaker[speakers[int(rng.integers(len(speakers)))]]

@@ -63,6 +63,11 @@ def pair_kinds(mixtures: pd.DataFrame) -> pd.DataFrame:
 
     out["sex_pair"] = pair("sex", "same sex", "different sex")
     out["language_pair"] = pair("language", "same language", "different languages")
+    if "source_1" in mixtures and "source_2" in mixtures:
+        sources = np.sort(mixtures[["source_1", "source_2"]].astype(str).to_numpy(), axis=1)
+        out["source_pair"] = [f"{a}+{b}" for a, b in sources]
+    else:
+        out["source_pair"] = "unknown"
     if "kind_1" in mixtures and "kind_2" in mixtures:
         kinds = np.sort(mixtures[["kind_1", "kind_2"]].astype(str).to_numpy(), axis=1)
         out["kind_pair"] = [f"{a}+{b}" for a, b in kinds]
@@ -98,19 +103,36 @@ def breakdown_table(scores: pd.DataFrame, kinds: pd.DataFrame, by: str) -> pd.Da
     return table
 
 
-def targets(scores: pd.DataFrame) -> dict:
-    """The project's targets on unseen speakers: DPCL >= 75% of the IBM's SDRi, and >= 3 dB over
-    the best fixed-order neuron baseline."""
+# The targets of this stage of the project (README "Targets"): DPCL's SDRi on real voices unseen in
+# training as a share of the ideal binary mask's, and its margin over the best neuron-model baseline
+# trained permutation-invariantly (the strongest of them). The long-term aim is DPCL++'s 80%.
+SHARE_OF_IBM_TARGET = 0.40
+MARGIN_OVER_PIT_TARGET_DB = 3.0
+
+
+def targets(scores: pd.DataFrame, kinds: pd.DataFrame | None = None) -> dict:
+    """The headline: on the real+real test mixtures (all of them when kinds are unknown), DPCL's mean
+    SDRi, the IBM's, DPCL's share of it, and DPCL's margin over the best PIT and fixed baselines."""
+    if kinds is not None and (kinds["kind_pair"] == "real+real").any():
+        real = set(kinds.loc[kinds["kind_pair"] == "real+real", "name"])
+        scores, split = scores[scores["name"].isin(real)], "real+real"
+    else:
+        split = "all"
     means = scores.groupby("method")["sdri"].mean()
-    fixed = means[[m for m in means.index if m.startswith("baseline-") and m.endswith("-fixed")]]
-    result = {"dpcl_sdri": float(means.get("dpcl", np.nan)), "ibm_sdri": float(means.get("ibm", np.nan))}
+    result: dict = {"test_mixtures": split, "n_mixtures": int(scores["name"].nunique()) if "name" in scores else None,
+                    "dpcl_sdri": float(means.get("dpcl", np.nan)), "ibm_sdri": float(means.get("ibm", np.nan))}
     result["dpcl_share_of_ibm"] = result["dpcl_sdri"] / result["ibm_sdri"]
-    result["share_target_met"] = bool(result["dpcl_share_of_ibm"] >= 0.75)
-    if len(fixed):
-        result["best_fixed_baseline"] = str(fixed.idxmax())
-        result["best_fixed_sdri"] = float(fixed.max())
-        result["margin_over_best_fixed_db"] = result["dpcl_sdri"] - result["best_fixed_sdri"]
-        result["margin_target_met"] = bool(result["margin_over_best_fixed_db"] >= 3.0)
+    result["share_target"] = SHARE_OF_IBM_TARGET
+    result["share_target_met"] = bool(result["dpcl_share_of_ibm"] >= SHARE_OF_IBM_TARGET)
+    for objective in ("pit", "fixed"):
+        group = means[[m for m in means.index if m.startswith("baseline-") and m.endswith(f"-{objective}")]]
+        if len(group):
+            result[f"best_{objective}_baseline"] = str(group.idxmax())
+            result[f"best_{objective}_sdri"] = float(group.max())
+            result[f"margin_over_best_{objective}_db"] = result["dpcl_sdri"] - float(group.max())
+    if "margin_over_best_pit_db" in result:
+        result["margin_target_db"] = MARGIN_OVER_PIT_TARGET_DB
+        result["margin_target_met"] = bool(result["margin_over_best_pit_db"] >= MARGIN_OVER_PIT_TARGET_DB)
     return result
 
 
@@ -391,8 +413,9 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     mixtures = pd.read_csv(inputs.mixtures_dir / "mixtures.csv")
     kinds = pair_kinds(mixtures)
     summary = summary_table(scores)
-    breakdowns = {by: breakdown_table(scores, kinds, by) for by in ("sex_pair", "kind_pair", "language_pair")}
-    goal = targets(scores)
+    breakdowns = {by: breakdown_table(scores, kinds, by)
+                  for by in ("kind_pair", "sex_pair", "language_pair", "source_pair")}
+    goal = targets(scores, kinds)
     separations = separation_summaries(inputs.separated_dir, methods)
     rtf = _rtf(separations)
     cost = load_cost(inputs.cost_dir)
@@ -422,7 +445,10 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
                                                   example_method, examples, len(mixtures),
                                                   _spectral_section(spectral, growth, cost,
                                                                     cost_method(separations, "spectral"))))
-    metrics = {"targets": goal, "rtf": rtf,
+    headline = {k: goal[k] for k in ("test_mixtures", "n_mixtures", "dpcl_sdri", "ibm_sdri", "dpcl_share_of_ibm")}
+    metrics = {"headline": headline, "targets": goal, "rtf": rtf,
+               "by_pair": {by: {str(c): (None if pd.isna(v) else float(v)) for c, v in table.loc["dpcl"].items()}
+                           for by, table in breakdowns.items() if "dpcl" in table.index},
                "methods": {m: {k: round(float(v), 4) for k, v in row.items()}
                            for m, row in summary[[c for c in summary.columns if c.endswith("mean")]].iterrows()},
                "spectral": spectral_metrics(spectral, cost)}
@@ -452,20 +478,25 @@ def _page(summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict
         "fast_bss_eval's numpy backend, the same scores to 1e-3 dB); SI-SDRi likewise for SI-SDR. "
         "Oracles (ibm, irm) are the ceiling of masking methods.</p>",
         "<h2>Targets</h2><ul>",
-        f"<li>DPCL SDRi {goal['dpcl_sdri']:.2f} dB = {100 * goal['dpcl_share_of_ibm']:.0f}% of the ideal binary "
-        f"mask's {goal['ibm_sdri']:.2f} dB (target 75%): <b>{check(goal['share_target_met'])}</b></li>",
+        f"<li>On the {goal['n_mixtures']} {html.escape(goal['test_mixtures'])} test mixtures: DPCL SDRi "
+        f"{goal['dpcl_sdri']:.2f} dB = {100 * goal['dpcl_share_of_ibm']:.0f}% of the ideal binary "
+        f"mask's {goal['ibm_sdri']:.2f} dB (target {100 * goal['share_target']:.0f}%): "
+        f"<b>{check(goal['share_target_met'])}</b></li>",
     ]
+    if "best_pit_baseline" in goal:
+        lines.append(f"<li>DPCL is {goal['margin_over_best_pit_db']:.2f} dB above the best PIT baseline "
+                     f"({html.escape(goal['best_pit_baseline'])}, {goal['best_pit_sdri']:.2f} dB; target "
+                     f"{goal['margin_target_db']:.0f} dB): <b>{check(goal['margin_target_met'])}</b></li>")
     if "best_fixed_baseline" in goal:
-        lines.append(f"<li>DPCL is {goal['margin_over_best_fixed_db']:.2f} dB above the best fixed-order baseline "
-                     f"({html.escape(goal['best_fixed_baseline'])}, {goal['best_fixed_sdri']:.2f} dB; target 3 dB): "
-                     f"<b>{check(goal['margin_target_met'])}</b></li>")
+        lines.append(f"<li>and {goal['margin_over_best_fixed_db']:.2f} dB above the best fixed-order baseline "
+                     f"({html.escape(goal['best_fixed_baseline'])}, {goal['best_fixed_sdri']:.2f} dB)</li>")
     if rtf:
         lines.append("<li>Real-time factor of separation on this machine's CPU: "
                      + ", ".join(f"{html.escape(m)} {v:.3f}" for m, v in sorted(rtf.items())) + " (target < 0.1 for DPCL)</li>")
     lines += ["</ul>", "<h2>All methods</h2>", _table_html(summary),
               "<h2>SDRi by speaker pair</h2>"]
     titles = {"sex_pair": "Sex of the two speakers", "kind_pair": "Real or synthetic speakers",
-              "language_pair": "Languages"}
+              "language_pair": "Languages", "source_pair": "Sources of the two speakers"}
     for by, table in breakdowns.items():
         lines += [f"<h3>{titles[by]}</h3>", _table_html(table)]
     lines += ["<h2>Figures</h2>", "<img src='figures/sdri_distribution.png' alt='SDRi distribution per method'>"]

@@ -19,10 +19,10 @@ rule train_dpcl:
         mix=config["mix"],
         dpcl=config["dpcl"],
         separate=config["separate"],
-    # The longest job and the critical path: it starts first, on half the cores, and the baselines,
-    # oracles and scoring share the other half meanwhile. On 2 CPU cores one torch thread does 60%
-    # of the work of two, so two 1-thread jobs side by side finish the main job sooner.
-    threads: max(1, workflow.cores // 2)
+    # The longest job: it gets every core, after the baselines (priority 20) have trained two at a
+    # time. A fixed thread count keeps its numbers the same run after run (torch's sums depend on
+    # how work is split over threads), which growing the threads when the baselines finish would not.
+    threads: workflow.cores
     priority: 10
     log:
         "logs/train_dpcl.log",
@@ -47,6 +47,7 @@ rule train_baseline:
         mix=config["mix"],
         baselines=config["baselines"],
     threads: 1
+    priority: 20
     log:
         "logs/train_baseline/{run}.log",
     benchmark:
