@@ -66,7 +66,8 @@ def variant_params(name: str, overlay: dict[str, Any], epochs: int, batches: int
     return params_from_dict(merged)
 
 
-def subset_names(manifest_speakers: set[str] | None, count: int) -> list[str]:
+def subset_names(count: int) -> list[str]:
+    """`count` test mixtures spread over the split (the same for every variant)."""
     from dpcl.features import mixture_names, spread_subset
 
     return spread_subset(mixture_names(DATA / "mix", "min", "tt"), count)
@@ -129,7 +130,7 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, int, float]) -> dict[s
     state = train_dpcl(params, DATA / "features", out / "model", out / "checkpoints", corpus_dir=corpus,
                        mix_dir=DATA / "mix")
     seconds = time.perf_counter() - started
-    scores = score_model(out / "model" / "model.pt", subset_names(None, mixtures))
+    scores = score_model(out / "model" / "model.pt", subset_names(mixtures))
     return {"variant": name, "train_minutes": round(seconds / 60, 2), "batches": epochs * batches,
             "best_val_loss": min(r.val_loss for r in state.history), **{k: round(v, 3) for k, v in scores.items()}}
 
@@ -150,6 +151,9 @@ def main() -> None:
             raise SystemExit(f"data/{stage} not found: run `snakemake data/features` first")
     if args.speakers:
         lever = args.levers[-1]
+        if not LEVERS[lever].get("dynamic_mixing", {}).get("enabled"):
+            raise SystemExit("--speakers needs a dynamic-mixing lever (dm, dm_aug, ...): the fixed mixtures "
+                             "are built from every training speaker")
         jobs = [(f"{lever}-speakers{share:g}", LEVERS[lever], args.epochs, args.batches, args.mixtures, share)
                 for share in args.speakers]
     else:
