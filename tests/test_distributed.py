@@ -69,6 +69,7 @@ dpcl:
     max_val_batches: 0
     early_stopping_patience: 0
     device: cpu
+    selection: loss  # the fixture has features only: no cv mixtures to separate for SDRi
 tracking: {{uri: "sqlite:///{tmp / 'mlflow.db'}", artifact_location: "{tmp / 'artifacts'}"}}
 """)
     return [ROOT / "params.yaml", ROOT / "profiles" / "ci.yaml", tiny]

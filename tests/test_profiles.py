@@ -118,7 +118,8 @@ def test_slurm_profile_submits_dpcl_to_the_gpu_partition(project_copy, tmp_path)
     (bin_dir / "sacctmgr").write_text("#!/bin/sh\necho testlab\n")  # the plugin validates the account
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
-    (project_copy / "data" / "features").mkdir(parents=True)  # train only: nothing upstream to submit
+    for upstream in ("corpus", "mix", "features"):  # train only: nothing upstream to submit
+        (project_copy / "data" / upstream).mkdir(parents=True)
     env = env_without_slurm_settings(
         PATH=f"{bin_dir}{os.pathsep}{tool_env()['PATH']}", FAKE_SBATCH_CALLS=str(calls),
         DPCL_SLURM_ACCOUNT="testlab", DPCL_SLURM_PARTITION="cpu-test", DPCL_SLURM_GPU_PARTITION="gpu-test")
