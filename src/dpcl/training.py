@@ -36,6 +36,7 @@ from dpcl.errors import DpclError
 from dpcl.models.build import build_model
 from dpcl.objectives import DeepClusteringObjective, MaskObjective
 from dpcl.tracking import Run, data_version, git_commit
+from dpcl.separate import read_stats
 from dpcl.train import EpochRecord, Objective, TrainState, fit, resolve_device
 from dpcl.validation import SdriScorer
 
@@ -93,7 +94,7 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
         snapshot["corpus"] = data_version(Path(corpus_dir), ("summary.json", "manifest.csv"))
         snapshot["mix"] = {"max_gain_db": params.mix.max_gain_db, "peak": params.mix.peak}
     stats = features_dir / "stats.json"
-    stats_arrays = _stats_arrays(stats)
+    stats_arrays = read_stats(stats, params.features.n_bins)
     pool: list[UtterancePool] = []  # read once, on the first phase that needs it
 
     def datasets(chunk_frames: int) -> tuple[Dataset, ChunkDataset]:
@@ -168,9 +169,3 @@ def _write_outputs(out_dir: Path, model: nn.Module, params: Params, kind: str, t
             "name": name, "best_val_loss": float(history["val_loss"].min()), "epochs": len(history),
             "train_seconds": round(seconds, 2), "device": str(device),
             "parameters": sum(p.numel() for p in model.parameters())})
-
-
-def _stats_arrays(path: Path) -> tuple[Any, Any]:
-    """(mean, std) of the training features, as lists (dynamic mixing and validation normalise with them)."""
-    stats = json.loads(Path(path).read_text())
-    return stats["mean"], stats["std"]
