@@ -18,16 +18,25 @@ from dpcl.losses import deep_clustering_loss, fixed_order_mask_loss, ibm_source_
 
 @dataclass(frozen=True)
 class DeepClusteringObjective:
-    """||VV^T - YY^T||_F^2 in its low-rank form, silent bins weighted out (DESIGN.md section 3)."""
+    """||VV^T - YY^T||_F^2 in its low-rank form, silent bins weighted out (DESIGN.md section 3).
+
+    `weights`: `binary` weighs every active bin 1 (the paper); `magnitude` weighs an active bin
+    by the mixture's magnitude there (Wang et al. 2018): the bins that carry the energy, and so
+    decide the SDR, dominate the loss. The loss normalises each utterance's weights to sum 1, so
+    the scale of the magnitudes does not matter.
+    """
 
     n_sources: int
+    weights: Literal["binary", "magnitude"] = "binary"
 
     def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         embedding = model(batch["logmag"])  # (B, T*F, D), bins time-major
         batch_size = embedding.shape[0]
         target = batch["target"].reshape(batch_size, -1)  # (B, T*F), same time-major order
-        weight = batch["weight"].reshape(batch_size, -1)  # (B, T*F)
-        return deep_clustering_loss(embedding, target, weight, self.n_sources)
+        weight = batch["weight"]  # (B, T, F): 1 active, 0 silent or padding
+        if self.weights == "magnitude":
+            weight = weight * batch["mixture_mag"]
+        return deep_clustering_loss(embedding, target, weight.reshape(batch_size, -1), self.n_sources)
 
 
 @dataclass(frozen=True)

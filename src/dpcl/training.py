@@ -52,9 +52,9 @@ def train_dpcl(params: Params, features_dir: Path, out_dir: Path, checkpoint_dir
     """
     size = params.dpcl.network
     name = f"dpcl-{params.dpcl.size}-{size.layers}x{size.hidden}-D{params.dpcl.embedding_dim}"
-    return _train(params, "dpcl", None, DeepClusteringObjective(params.mix.n_speakers), params.dpcl.training,
-                  name, features_dir, out_dir, checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)},
-                  corpus_dir, mix_dir)
+    objective = DeepClusteringObjective(params.mix.n_speakers, params.dpcl.loss_weights)
+    return _train(params, "dpcl", None, objective, params.dpcl.training, name, features_dir, out_dir,
+                  checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)}, corpus_dir, mix_dir)
 
 
 def train_baseline(params: Params, run: str, features_dir: Path, out_dir: Path, checkpoint_dir: Path) -> TrainState:
