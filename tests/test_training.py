@@ -91,10 +91,13 @@ def test_tiny_dpcl_run_lowers_the_loss_and_is_tracked(features_dir, tmp_path):
     assert {"model.pt", "history.csv", "metrics.json"} <= artifacts
 
 
-def test_interrupted_training_resumes_exactly(features_dir, tmp_path):
-    # Two curriculum phases, killed in the second: resuming must cross the phase boundary state too.
-    params = tiny_params(tmp_path, phases=[{"chunk_frames": 50, "epochs": 2, "batch_size": 4, "learning_rate": 3e-3},
-                                           {"chunk_frames": 100, "epochs": 2, "batch_size": 2, "learning_rate": 1e-3}])
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_interrupted_training_resumes_exactly(features_dir, tmp_path, ema_decay):
+    # Two curriculum phases, killed in the second: resuming must cross the phase boundary state too,
+    # and with a moving average of the weights, continue the same average.
+    params = tiny_params(tmp_path, ema_decay=ema_decay,
+                         phases=[{"chunk_frames": 50, "epochs": 2, "batch_size": 4, "learning_rate": 3e-3},
+                                 {"chunk_frames": 100, "epochs": 2, "batch_size": 2, "learning_rate": 1e-3}])
     stats = features_dir / "stats.json"
 
     def datasets(chunk):

@@ -12,6 +12,8 @@ both. Why each piece is the way it is:
   nor Snakemake's removal of a failed job's outputs loses finished epochs.
 - Each phase (DPCL++: 100-frame chunks, then 400) starts from the best weights of the one
   before, with a fresh optimiser at its own learning rate.
+- With `ema_decay` > 0 the weights that are validated, selected and kept are a moving average
+  of the trained ones (`averaging.py`); the optimiser keeps stepping the trained weights.
 - Under torchrun the same loop runs on every rank (`distributed.py`): the model is wrapped in
   DistributedDataParallel, each rank takes its shard of the epoch's seeded order, losses are
   summed over ranks, and only rank 0 writes the checkpoint and calls the reporting callbacks.
@@ -21,6 +23,7 @@ both. Why each piece is the way it is:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -37,6 +40,7 @@ from tqdm import tqdm
 
 from dpcl import distributed
 from dpcl.atomic import atomic_path
+from dpcl.averaging import WeightAverage
 from dpcl.config import TrainingConfig
 
 log = logging.getLogger(__name__)
@@ -194,6 +198,9 @@ def fit(
         model.load_state_dict(resumed["model"])
         best_weights = resumed["best_model"]
         state = resumed["state"]
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    if average is not None and resumed is not None and resumed.get("average") is not None:
+        average.load_state_dict(resumed["average"])
         if world.is_main:
             log.info("resuming from %s: phase %d, %d epoch(s) done", checkpoint_path, state.phase + 1, state.epoch)
     distributed.barrier()  # every rank has read the checkpoint before rank 0 may overwrite it
@@ -211,19 +218,23 @@ def fit(
             optimizer.load_state_dict(resumed["optimizer"])
             if scheduler is not None and resumed["scheduler"] is not None:
                 scheduler.load_state_dict(resumed["scheduler"])
+        elif average is not None:  # a phase starts its average at the weights it starts from
+            average.reset(model)
         for epoch in range(state.epoch, phase.epochs):
             record = _train_epoch(net, objective, train_set, val_set, optimizer, cfg, device,
-                                  phase_index, epoch, phase.batch_size, phase.chunk_frames, desc)
+                                  phase_index, epoch, phase.batch_size, phase.chunk_frames, desc, average)
             record.step = len(state.history)
-            if score is not None:
-                record.val_sdri = float(score(model))
+            with _kept(model, average) as kept:
+                if score is not None:
+                    record.val_sdri = float(score(kept))
+                candidate = copy.deepcopy(kept.state_dict())
             state.history.append(record)
             if scheduler is not None:
                 scheduler.step(record.val_loss)
             criterion = -record.val_sdri if score is not None else record.val_loss
             if criterion < state.best_val:
                 state.best_val, state.bad_epochs = criterion, 0
-                best_weights = copy.deepcopy(model.state_dict())
+                best_weights = candidate
             else:
                 state.bad_epochs += 1
             state.epoch = epoch + 1
@@ -233,7 +244,7 @@ def fit(
                 model.load_state_dict(best_weights)
             state.finished = state.phase >= len(cfg.phases)
             if world.is_main:
-                _save_checkpoint(checkpoint_path, model, best_weights, optimizer, scheduler, state, snapshot)
+                _save_checkpoint(checkpoint_path, model, best_weights, optimizer, scheduler, state, snapshot, average)
                 if on_epoch is not None:
                     on_epoch(record, state)
                 log.info("phase %d epoch %d: train %.4f val %.4f%s lr %.2e (%.1f s)%s", phase_index + 1, epoch + 1,
@@ -249,10 +260,19 @@ def fit(
     return state
 
 
+def _kept(model: nn.Module, average: WeightAverage | None):
+    """Context: the weights a training keeps (the moving average when there is one)."""
+    return average.applied(model) if average is not None else contextlib.nullcontext(model)
+
+
 def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val_set: Dataset,
                  optimizer: torch.optim.Optimizer, cfg: TrainingConfig, device: torch.device, phase: int,
-                 epoch: int, batch_size: int, chunk_frames: int, desc: str) -> EpochRecord:
-    """One epoch of `model` (the DDP wrapper under torchrun); losses are means over all ranks."""
+                 epoch: int, batch_size: int, chunk_frames: int, desc: str,
+                 average: WeightAverage | None = None) -> EpochRecord:
+    """One epoch of `model` (the DDP wrapper under torchrun); losses are means over all ranks.
+
+    The validation loss is that of the kept weights: the moving average when `average` is given.
+    """
     start = time.perf_counter()
     world = distributed.current()
     generator = seed_epoch(cfg.seed, phase, epoch, world.rank)
@@ -279,23 +299,28 @@ def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
+        if average is not None:
+            average.update(distributed.unwrap(model))
         total += float(loss.detach()) * len(batch["logmag"])
         count += len(batch["logmag"])
     if world.active:
         log.info("rank %d of %d: phase %d epoch %d: %d training batches, %d examples", world.rank, world.size,
                  phase + 1, epoch + 1, len(loader), len(order))
     total, count = distributed.sum_over_ranks([total, count], device)
-    val_loss = evaluate(distributed.unwrap(model), objective, val_set, batch_size, cfg, device)
+    with _kept(distributed.unwrap(model), average) as kept:
+        val_loss = evaluate(kept, objective, val_set, batch_size, cfg, device)
     return EpochRecord(phase=phase + 1, epoch=epoch + 1, step=0, chunk_frames=chunk_frames,
                        train_loss=total / max(count, 1), val_loss=val_loss,
                        learning_rate=optimizer.param_groups[0]["lr"], epoch_seconds=time.perf_counter() - start)
 
 
 def _save_checkpoint(path: Path, model: nn.Module, best_weights: dict, optimizer: torch.optim.Optimizer,
-                     scheduler, state: TrainState, snapshot: dict[str, Any]) -> None:
+                     scheduler, state: TrainState, snapshot: dict[str, Any],
+                     average: WeightAverage | None = None) -> None:
     payload = {
         "model": model.state_dict(), "best_model": best_weights, "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "average": average.state_dict() if average is not None else None,
         "state": {**asdict(state), "history": [asdict(r) for r in state.history]}, "params": snapshot,
     }
     with atomic_path(path) as tmp:
