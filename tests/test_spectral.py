@@ -274,10 +274,20 @@ def test_cost_scores_each_concatenated_mixture_with_its_own_permutation() -> Non
 
 
 def test_spectral_methods_refuse_silent_bin_settings_they_cannot_honour() -> None:
-    """Silent bins have no spectral row: `nearest` and soft masks would put them all in one source."""
-    for separate in ({"silent_bins": "nearest"}, {"soft": True}):
-        with pytest.raises(DpclError, match="spectral clustering places active bins only"):
-            SpectralSeparator(tiny_params(separate=separate))
+    """Silent bins have no spectral row: `nearest` would put them all in one source."""
+    with pytest.raises(DpclError, match="spectral clustering places active bins only"):
+        SpectralSeparator(tiny_params(separate={"silent_bins": "nearest"}))
+
+
+def test_spectral_soft_masks_weigh_active_bins_and_keep_silent_bins_in_both() -> None:
+    """Soft masks need centroid distances of active bins only: they sum to 1 there, and silent bins
+    follow `silent_bins: both`."""
+    mix, _ = disjoint_bands(1.0)
+    result = SpectralSeparator(tiny_params(separate={"soft": True, "silent_bins": "both"})).run(mix, RATE)
+    active = result.active
+    np.testing.assert_allclose(result.masks.sum(axis=0)[active], 1.0, atol=1e-5)
+    assert np.all(result.masks[:, ~active] == 1.0)
+    assert 0.0 < result.masks[0][active].mean() < 1.0
 
 
 def test_spectral_separator_refuses_stereo_and_wrong_rates() -> None:

@@ -215,11 +215,12 @@ def analyse(mix: np.ndarray, rate: int, expected_rate: int, stft: Stft,
 
 
 def check_spectral_settings(cfg: SeparateConfig) -> None:
-    """Spectral rows exist for active bins only (silent bins get zero rows), so settings that place
-    silent bins by their distance to the clusters would put every one of them in one source."""
-    if cfg.silent_bins == "nearest" or cfg.soft:
+    """Spectral rows exist for active bins only (silent bins get zero rows), so `nearest`, which
+    places silent bins by their distance to the clusters, would put every one of them in one
+    source. Soft masks are fine: they weigh active bins only, silent bins follow their rule."""
+    if cfg.silent_bins == "nearest":
         raise DpclError("spectral clustering places active bins only: use separate.silent_bins both, "
-                        "louder or none, and separate.soft false, with the spectral methods")
+                        "louder or none with the spectral methods")
 
 
 class SpectralSeparator:
