@@ -283,10 +283,14 @@ class TrainingConfig:
     # SDRi on `selection_mixtures` fixed cv mixtures separated by k-means each epoch.
     selection: Literal["loss", "sdri"] = "loss"
     selection_mixtures: int = 20
+    # > 0: validate, select and keep a moving average of the weights with this decay per step
+    # (src/dpcl/averaging.py); 0 keeps the trained weights themselves.
+    ema_decay: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         _require(len(self.phases) >= 1, "phases", "needs at least one phase")
+        _require(0.0 <= self.ema_decay < 1.0, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
         _require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         _require(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         _require(self.grad_clip >= 0, "grad_clip", f"must be >= 0, got {self.grad_clip}")
@@ -300,7 +304,7 @@ class TrainingConfig:
 class DpclSize:
     """Size of the BLSTM stack."""
 
-    hidden: int = 300
+    hidden: int = 200
     layers: int = 2
     dropout: float = 0.0
 
@@ -326,6 +330,11 @@ class DpclConfig:
     sizes: DpclSizes = DpclSizes()
     embedding_dim: int = 20
     nonlinearity: Literal["tanh", "sigmoid"] = "tanh"
+    # What a bin weighs in the affinity loss. binary: every bin within features.silence_db of the
+    # loudest weighs 1 (Hershey et al. 2016). magnitude: active bins weigh their mixture magnitude
+    # |Y| (Wang, Le Roux and Hershey 2018), so the loud bins that decide the SDR dominate and the
+    # many faint ones do not take the network's capacity (measured: benchmarks/levers.py).
+    loss_weights: Literal["binary", "magnitude"] = "magnitude"
     training: TrainingConfig = TrainingConfig()
 
     def __post_init__(self) -> None:
@@ -416,8 +425,8 @@ class SeparateConfig:
     n_init: int = 3
     seed: int = 0  # k-means random_state
     # Soft masks: softmax over clusters of -soft_alpha * squared distance to each centroid.
-    soft: bool = False
-    soft_alpha: float = 5.0
+    soft: bool = True
+    soft_alpha: float = 3.0
 
     def __post_init__(self) -> None:
         _require(1 <= self.n_init <= 100, "n_init", f"must be in [1, 100], got {self.n_init}")
