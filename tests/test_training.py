@@ -129,6 +129,39 @@ def test_interrupted_training_resumes_exactly(features_dir, tmp_path, ema_decay)
     assert len(resumed_state.history) == 4
 
 
+def test_probe_sees_the_kept_average_each_epoch_and_changes_nothing(features_dir, tmp_path):
+    # The learning-curve benchmark scores the test split through `probe`: it must see the moving
+    # average (what a training keeps), once per epoch, and leave the trained weights as they were.
+    params = tiny_params(tmp_path, ema_decay=0.9,
+                         phases=[{"chunk_frames": 50, "epochs": 3, "batch_size": 4, "learning_rate": 3e-3}])
+    stats = features_dir / "stats.json"
+
+    def datasets(chunk):
+        return ChunkDataset(features_dir / "tr.h5", stats, chunk), ChunkDataset(features_dir / "cv.h5", stats, chunk)
+
+    def trained(checkpoint, probe=None):
+        torch.manual_seed(0)
+        model = build_model(params, "dpcl")
+        fit(model, DeepClusteringObjective(2), datasets, params.dpcl.training, checkpoint, {"k": 1}, probe=probe)
+        return model
+
+    seen = []
+
+    def probe(model, record):
+        seen.append((record.step, {k: v.clone() for k, v in model.state_dict().items()}))
+        for weight in model.parameters():  # a careless probe: the training must not see this
+            weight.data.add_(1.0)
+
+    plain, probed = trained(tmp_path / "a.pt"), trained(tmp_path / "b.pt", probe)
+    assert [step for step, _ in seen] == [0, 1, 2]
+    for (name, a), b in zip(plain.state_dict().items(), probed.state_dict().values()):
+        assert torch.equal(a, b), name
+    # The last epoch's probe saw the moving average the checkpoint ends with, not the trained weights.
+    final_average = torch.load(tmp_path / "b.pt", weights_only=False)["average"]["average"]
+    for name, value in final_average.items():
+        assert torch.equal(seen[-1][1][name], value), name
+
+
 @pytest.mark.parametrize("run", ["unipolar_sigmoid-pit", "threshold-fixed"])
 def test_baselines_train_with_each_objective(features_dir, tmp_path, run):
     params = tiny_params(tmp_path)

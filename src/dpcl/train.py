@@ -175,6 +175,7 @@ def fit(
     on_start: Callable[[TrainState], None] | None = None,
     desc: str = "train",
     score: Callable[[nn.Module], float] | None = None,
+    probe: Callable[[nn.Module, EpochRecord], None] | None = None,
 ) -> TrainState:
     """Train `model` through every phase of `cfg`, resuming from `checkpoint_path` if present.
 
@@ -183,7 +184,9 @@ def fit(
     not resumed, since its epochs belong to a different experiment. On return the model holds
     the best weights (lowest validation loss of the last phase, or, with `score` (the model ->
     a validation quality, higher is better, e.g. SDRi in dB), the highest score: the loss of
-    DPCL is a proxy, and its lowest point need not be the best separation).
+    DPCL is a proxy, and its lowest point need not be the best separation). `probe(model,
+    record)` sees the kept weights after every epoch without changing the training: the
+    learning-curve benchmark scores the test split with it.
 
     Inside a process group (torchrun) every rank calls this: all read the checkpoint, only
     rank 0 writes it and calls `on_start` and `on_epoch` (they report; N reporters would log
@@ -201,8 +204,8 @@ def fit(
     average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if average is not None and resumed is not None and resumed.get("average") is not None:
         average.load_state_dict(resumed["average"])
-        if world.is_main:
-            log.info("resuming from %s: phase %d, %d epoch(s) done", checkpoint_path, state.phase + 1, state.epoch)
+    if resumed is not None and world.is_main:
+        log.info("resuming from %s: phase %d, %d epoch(s) done", checkpoint_path, state.phase + 1, state.epoch)
     distributed.barrier()  # every rank has read the checkpoint before rank 0 may overwrite it
     net = distributed.wrap(model, device)
     if on_start is not None and world.is_main:
@@ -228,6 +231,8 @@ def fit(
                 if score is not None:
                     record.val_sdri = float(score(kept))
                 candidate = copy.deepcopy(kept.state_dict())
+                if probe is not None and world.is_main:
+                    probe(kept, record)
             state.history.append(record)
             if scheduler is not None:
                 scheduler.step(record.val_loss)

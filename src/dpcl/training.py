@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -44,17 +44,19 @@ log = logging.getLogger(__name__)
 
 
 def train_dpcl(params: Params, features_dir: Path, out_dir: Path, checkpoint_dir: Path,
-               corpus_dir: Path | None = None, mix_dir: Path | None = None) -> TrainState:
+               corpus_dir: Path | None = None, mix_dir: Path | None = None,
+               probe: Callable[[nn.Module, EpochRecord], None] | None = None) -> TrainState:
     """Train the Deep Clustering network of `params.dpcl`.
 
     `corpus_dir`: the corpus whose `tr` utterances dynamic mixing draws from (when enabled);
-    `mix_dir`: the mixtures whose `cv` subset selection by validation SDRi separates.
+    `mix_dir`: the mixtures whose `cv` subset selection by validation SDRi separates;
+    `probe`: sees the kept weights after every epoch (benchmarks/learning_curves.py).
     """
     size = params.dpcl.network
     name = f"dpcl-{params.dpcl.size}-{size.layers}x{size.hidden}-D{params.dpcl.embedding_dim}"
     objective = DeepClusteringObjective(params.mix.n_speakers, params.dpcl.loss_weights)
     return _train(params, "dpcl", None, objective, params.dpcl.training, name, features_dir, out_dir,
-                  checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)}, corpus_dir, mix_dir)
+                  checkpoint_dir, {"dpcl": params_to_dict(params.dpcl)}, corpus_dir, mix_dir, probe)
 
 
 def train_baseline(params: Params, run: str, features_dir: Path, out_dir: Path, checkpoint_dir: Path) -> TrainState:
@@ -74,7 +76,8 @@ def train_baseline(params: Params, run: str, features_dir: Path, out_dir: Path, 
 
 def _train(params: Params, kind: str, transfer: str | None, objective: Objective, cfg: TrainingConfig, name: str,
            features_dir: Path, out_dir: Path, checkpoint_dir: Path, model_params: dict[str, Any],
-           corpus_dir: Path | None = None, mix_dir: Path | None = None) -> TrainState:
+           corpus_dir: Path | None = None, mix_dir: Path | None = None,
+           probe: Callable[[nn.Module, EpochRecord], None] | None = None) -> TrainState:
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     for split in ("tr", "cv"):
         if not (features_dir / f"{split}.h5").is_file():
@@ -136,7 +139,7 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
     with distributed.process_group(device) as world:  # no-op without torchrun
         try:
             state = fit(model, objective, datasets, cfg, checkpoint, snapshot, on_epoch=on_epoch,
-                        on_start=on_start, desc=name, score=score)
+                        on_start=on_start, desc=name, score=score, probe=probe)
         except BaseException:
             if "run" in tracker:
                 tracker["run"].finish("KILLED")

@@ -25,15 +25,16 @@ from dpcl.stft import Stft
 
 
 class SdriScorer:
-    """`scorer(model)` -> mean SDRi (dB) of the DPCL `model` on a fixed subset of `cv`."""
+    """`scorer(model)` -> mean SDRi (dB) of the DPCL `model` on a fixed subset of `cv` (or `split`)."""
 
-    def __init__(self, params: Params, mix_dir: Path, stats: tuple[np.ndarray, np.ndarray], count: int) -> None:
+    def __init__(self, params: Params, mix_dir: Path, stats: tuple[np.ndarray, np.ndarray], count: int,
+                 split: str = "cv") -> None:
         self.params, self.stft = params, Stft.from_config(params.features)
         self.mean, self.std = (np.asarray(a, dtype=np.float32) for a in stats)
-        split_dir = Path(mix_dir) / params.features.mode / "cv"
+        split_dir = Path(mix_dir) / params.features.mode / split
         rate, n = params.corpus.sample_rate, params.mix.n_speakers
         self.items = []
-        for name in spread_subset(mixture_names(Path(mix_dir), params.features.mode, "cv"), count):
+        for name in spread_subset(mixture_names(Path(mix_dir), params.features.mode, split), count):
             mix = read_audio(split_dir / "mix" / name, expected_rate=rate)[0]
             sources = np.stack([read_audio(split_dir / f"s{i + 1}" / name, expected_rate=rate)[0] for i in range(n)])
             spec, logmag, active = log_magnitude(mix, self.stft, params.features)
