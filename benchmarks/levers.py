@@ -1,23 +1,32 @@
 """What each lever of the DPCL recipe buys on real, unseen voices, at an equal training budget.
 
-    python benchmarks/levers.py                          # every lever, 60 batches x 8 epochs each
-    python benchmarks/levers.py --levers fixed dm --epochs 4 --jobs 2
-    python benchmarks/levers.py --speakers 0.25 0.5 1.0  # SDRi against the share of training speakers
+    python benchmarks/levers.py                          # every lever, 150 batches x 4 epochs each
+    python benchmarks/levers.py --levers stop17 recipe --epochs 6 --jobs 2
+    python benchmarks/levers.py --levers dm --speakers 0.25 0.5 1.0  # SDRi against the share of training speakers
 
 Reads the pipeline's data/corpus, data/mix and data/features (run `snakemake data/features` first).
-Every variant trains the params.yaml DPCL from the same initial weights for the same number of
-batches (one 100-frame phase: `--epochs` x `--batches`), then separates the same test mixtures
-(`--mixtures`, spread over the test split: real speakers unseen in training) and is scored with
-fast_bss_eval. The ideal binary mask on the same mixtures gives each SDRi its share of the IBM's.
-Variants run in `--jobs` worker processes of one torch thread each, side by side in one run, so
-their ratios are comparable even on a noisy machine. Prints a table, writes
-benchmarks/results/levers.json.
+Every variant trains from the same seed for the same number of batches (one 100-frame phase:
+`--epochs` x `--batches`, batch 16, learning rate 1e-3), then separates the same test mixtures
+(`--mixtures`, spread over the test split: real speakers unseen in training) with its own
+`separate` settings and is scored with fast_bss_eval. The ideal binary mask on the same mixtures
+gives each SDRi its share of the IBM's. Variants run in `--jobs` worker processes of one torch
+thread each, side by side in one run, so their ratios are comparable even on a noisy machine;
+`train_minutes` says what each batch costs (the 200-unit network takes about 0.6x the time of
+the 300-unit one). Prints a table, writes benchmarks/results/levers.json. The compute lever
+(two threads and the whole budget) is the main job itself (README, reports/metrics.json); what
+more minutes would buy is benchmarks/learning_curves.py.
 
-Levers (each adds to the one before, as the issue orders them):
-  fixed        the new real-speech corpus, fixed `tr` mixtures (no dynamic mixing)
+Levers (each row states all of its settings; read them in order):
+  stop17       the real-speech corpus with the earlier recipe: BLSTM-300, binary loss weights,
+               the trained weights themselves, hard k-means masks (fixed `tr` mixtures)
+  magnitude    + loss weights by mixture magnitude (Wang et al. 2018)
+  small        + BLSTM-200 (more batches per minute; at equal batches, what capacity costs)
+  recipe       + moving average of the weights (ema_decay 0.998) and soft k-means masks
+               (alpha 3): params.yaml's DPCL on the fixed mixtures
+Every row is scored with hard and with soft masks (`sdri_hard`, `sdri_soft`): what the mask kind
+alone is worth on the same embeddings; `sdri` is the row's own setting.
   dm           + dynamic mixing (fresh pairs every epoch)
   dm_aug       + augmentation (speed 0.9/1.1, tilt 0.3, telephone 0.2, level +-6 dB)
-  dm_aug_sdri  + best weights by validation SDRi instead of loss
 """
 
 from __future__ import annotations
@@ -29,7 +38,6 @@ import multiprocessing
 import os
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,31 +47,44 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 
+AUGMENTATION = {"speed_factors": [0.9, 1.1], "speed_probability": 0.5, "tilt": 0.3, "telephone_probability": 0.2,
+                "level_db": 6.0}
+
+
+def _lever(hidden: int, loss_weights: str, ema: float, soft: bool, dm: bool = False, aug: bool = False
+           ) -> dict[str, Any]:
+    """A params overlay that states every setting a lever row compares."""
+    dynamic: dict[str, Any] = {"enabled": dm}
+    if aug:
+        dynamic["augmentation"] = AUGMENTATION
+    return {"dpcl": {"sizes": {"default": {"hidden": hidden}}, "loss_weights": loss_weights,
+                     "training": {"ema_decay": ema, "dynamic_mixing": dynamic}},
+            "separate": {"soft": soft}}
+
+
 LEVERS: dict[str, dict[str, Any]] = {
-    "fixed": {},
-    "dm": {"dynamic_mixing": {"enabled": True}},
-    "dm_aug": {"dynamic_mixing": {"enabled": True, "augmentation": {
-        "speed_factors": [0.9, 1.1], "speed_probability": 0.5, "tilt": 0.3, "telephone_probability": 0.2,
-        "level_db": 6.0}}},
-    "dm_aug_sdri": {"dynamic_mixing": {"enabled": True, "augmentation": {
-        "speed_factors": [0.9, 1.1], "speed_probability": 0.5, "tilt": 0.3, "telephone_probability": 0.2,
-        "level_db": 6.0}}, "selection": "sdri"},
+    "stop17": _lever(300, "binary", 0.0, False),
+    "magnitude": _lever(300, "magnitude", 0.0, False),
+    "small": _lever(200, "magnitude", 0.0, False),
+    "recipe": _lever(200, "magnitude", 0.998, True),
+    "dm": _lever(200, "magnitude", 0.998, True, dm=True),
+    "dm_aug": _lever(200, "magnitude", 0.998, True, dm=True, aug=True),
 }
 
 
-def variant_params(name: str, overlay: dict[str, Any], epochs: int, batches: int, tmp: Path) -> Any:
-    """params.yaml's DPCL with one 100-frame phase of the given budget and the lever's keys."""
+def variant_params(overlay: dict[str, Any], epochs: int, batches: int, tmp: Path) -> Any:
+    """params.yaml with one 100-frame phase of the given budget and the lever's settings."""
     import yaml
 
     from dpcl.config import deep_merge, params_from_dict
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     training = {"phases": [{"chunk_frames": 100, "epochs": epochs, "batch_size": 16, "learning_rate": 1e-3}],
-                "max_batches_per_epoch": batches, "early_stopping_patience": 0, **overlay}
+                "max_batches_per_epoch": batches, "early_stopping_patience": 0}
     merged = deep_merge(base, {"dpcl": {"training": training},
                                "tracking": {"uri": f"sqlite:///{tmp / 'mlflow.db'}",
                                             "artifact_location": str(tmp / "artifacts")}})
-    return params_from_dict(merged)
+    return params_from_dict(deep_merge(merged, overlay))
 
 
 def subset_names(count: int) -> list[str]:
@@ -74,25 +95,37 @@ def subset_names(count: int) -> list[str]:
 
 
 def score_model(model_path: Path, names: list[str]) -> dict[str, float]:
-    """Mean SDRi and SI-SDRi of a DPCL model (k-means) and of the IBM on the same test mixtures."""
+    """Mean SDRi of a DPCL model (k-means, hard and soft masks) and of the IBM on the same mixtures.
+
+    `sdri` and `si_sdri` are those of the variant's own `separate` settings; `sdri_hard` and
+    `sdri_soft` show what the mask kind alone is worth on the same embeddings.
+    """
+    from dataclasses import replace
+
     from dpcl.audio import read_audio
     from dpcl.evaluate import score_mixture
     from dpcl.separate import Separator, oracle_separation
 
-    engine = Separator(model_path, None)
+    own = Separator(model_path, None)
+    engines = {kind: Separator(model_path, None, replace(own.config, soft=(kind == "soft")))
+               for kind in ("hard", "soft")}
     split = DATA / "mix" / "min" / "tt"
     rows = []
     for name in names:
         mix, rate = read_audio(split / "mix" / name)
-        sources = [read_audio(split / f"s{i}" / name)[0] for i in (1, 2)]
-        dpcl = score_mixture(mix, np.stack(sources), engine.separate(mix, rate), rate, "fast")
-        ibm = oracle_separation(mix, sources, "ibm", engine.stft, engine.features).estimates
-        oracle = score_mixture(mix, np.stack(sources), ibm, rate, "fast")
-        rows.append({"sdri": dpcl["sdri"], "si_sdri": dpcl["si_sdri"], "ibm_sdri": oracle["sdri"]})
-    frame = pd.DataFrame(rows)
-    return {"sdri": float(frame["sdri"].mean()), "si_sdri": float(frame["si_sdri"].mean()),
-            "ibm_sdri": float(frame["ibm_sdri"].mean()),
-            "ibm_share": float(frame["sdri"].mean() / frame["ibm_sdri"].mean())}
+        sources = np.stack([read_audio(split / f"s{i}" / name)[0] for i in (1, 2)])
+        row = {}
+        for kind, engine in engines.items():
+            scores = score_mixture(mix, sources, engine.separate(mix, rate), rate, "fast")
+            row[f"sdri_{kind}"], row[f"si_sdri_{kind}"] = scores["sdri"], scores["si_sdri"]
+        ibm = oracle_separation(mix, list(sources), "ibm", own.stft, own.features).estimates
+        row["ibm_sdri"] = score_mixture(mix, sources, ibm, rate, "fast")["sdri"]
+        rows.append(row)
+    means = pd.DataFrame(rows).mean()
+    kind = "soft" if own.config.soft else "hard"
+    return {"sdri": float(means[f"sdri_{kind}"]), "si_sdri": float(means[f"si_sdri_{kind}"]),
+            "sdri_hard": float(means["sdri_hard"]), "sdri_soft": float(means["sdri_soft"]),
+            "ibm_sdri": float(means["ibm_sdri"]), "ibm_share": float(means[f"sdri_{kind}"] / means["ibm_sdri"])}
 
 
 def keep_speakers(corpus: Path, share: float, out: Path) -> Path:
@@ -124,7 +157,7 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, int, float]) -> dict[s
     name, overlay, epochs, batches, mixtures, share = job
     out = ROOT / "data" / "benchmarks" / "levers" / name
     out.mkdir(parents=True, exist_ok=True)
-    params = variant_params(name, overlay, epochs, batches, out)
+    params = variant_params(overlay, epochs, batches, out)
     corpus = DATA / "corpus" if share >= 1.0 else keep_speakers(DATA / "corpus", share, out / "corpus")
     started = time.perf_counter()
     state = train_dpcl(params, DATA / "features", out / "model", out / "checkpoints", corpus_dir=corpus,
@@ -140,8 +173,8 @@ def main() -> None:
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
     parser.add_argument("--speakers", nargs="+", type=float, default=None,
                         help="instead of levers: shares of training speakers (with the last lever given)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=150)
     parser.add_argument("--mixtures", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levers.json")
@@ -151,7 +184,7 @@ def main() -> None:
             raise SystemExit(f"data/{stage} not found: run `snakemake data/features` first")
     if args.speakers:
         lever = args.levers[-1]
-        if not LEVERS[lever].get("dynamic_mixing", {}).get("enabled"):
+        if not LEVERS[lever]["dpcl"]["training"]["dynamic_mixing"]["enabled"]:
             raise SystemExit("--speakers needs a dynamic-mixing lever (dm, dm_aug, ...): the fixed mixtures "
                              "are built from every training speaker")
         jobs = [(f"{lever}-speakers{share:g}", LEVERS[lever], args.epochs, args.batches, args.mixtures, share)
