@@ -72,3 +72,34 @@ def test_cli_reports_a_params_typo_without_traceback(tmp_path, capsys):
 def test_missing_params_file_is_reported(tmp_path, capsys):
     assert main(["params", "--params", str(tmp_path / "nope.yaml")]) == 2
     assert "params file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, key, lines", [
+    ("features:\n  n_fft: 256\nmix:\n  seed: 1\nfeatures:\n  n_fft: 512\n", "features", "1 and 5"),
+    ("features:\n  n_fft: 256\n  n_fft: 128\n", "n_fft", "2 and 3"),
+])
+def test_a_key_stated_twice_is_refused_with_both_lines(tmp_path, capsys, text, key, lines):
+    # Plain YAML lets the second silently win; the reader of the file would believe the first.
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"{key!r} appears twice in one mapping, on lines {lines}"):
+        load_params([path])
+    assert main(["params", "--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"on lines {lines}" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_ends_dpcl_params_quietly():
+    # `dpcl params | head`: the reader is gone before dpcl writes (closed before its imports are
+    # done), so the first write meets a closed pipe; no BrokenPipeError traceback.
+    import subprocess
+    import sys
+
+    script = "import sys; from dpcl.cli import main; sys.exit(main(['params']))"
+    writer = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    writer.stdout.close()
+    err = writer.stderr.read()
+    writer.wait(timeout=120)
+    assert writer.returncode == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err

@@ -509,6 +509,31 @@ class Params:
 # --------------------------------------------------------------------------- loading
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key stated twice in one mapping is an error.
+
+    Plain YAML lets the second `features:` silently replace the first: a reader of the file
+    would believe the first. Both lines are named so the user can pick.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping, on lines {seen[key]} and {line}",
+                    key_node.start_mark)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a params file, refusing duplicated keys (`_UniqueKeyLoader`)."""
+    return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_params(paths: Sequence[str | Path] = ("params.yaml",)) -> Params:
     """Read one or more params files (later ones deep-merged over earlier ones) and validate."""
     merged: dict[str, Any] = {}
@@ -517,7 +542,9 @@ def load_params(paths: Sequence[str | Path] = ("params.yaml",)) -> Params:
         if not path.is_file():
             raise ConfigError("", f"params file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = read_yaml(path) or {}
+        except yaml.constructor.ConstructorError as error:
+            raise ConfigError("", f"{path}: {error.problem}") from None
         except yaml.YAMLError as error:
             raise ConfigError("", f"{path} is not valid YAML: {error}") from None
         if not isinstance(data, dict):

@@ -1,13 +1,13 @@
 # Validates params once (a typo stops here, with the key named) and names what rules share.
 import glob
 
-from dpcl.config import params_from_dict
+from dpcl.config import load_params, params_from_dict
 
 PARAMS = params_from_dict(config)
 # Stages read the same files Snakemake merged: params.yaml, then any --configfile overlays.
-PARAMS_ARGS = " ".join(
-    f"--params {path}" for path in ["params.yaml", *workflow.overwrite_configfiles]
-)
+PARAMS_FILES = ["params.yaml", *workflow.overwrite_configfiles]
+load_params(PARAMS_FILES)  # what Snakemake's YAML reader lets pass: a key stated twice stops here, both lines named
+PARAMS_ARGS = " ".join(f"--params {path}" for path in PARAMS_FILES)
 CODE = "src/dpcl"
 # Modules whose change re-runs a training (dvc.yaml lists the same files).
 TRAINING_CODE = ["averaging", "chunks", "losses", "objectives", "train", "training", "models/dpcl", "models/neuron", "models/transfer"]
