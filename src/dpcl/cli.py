@@ -213,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dpcl {args.stage}: interrupted; completed outputs are intact", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dpcl params | head`): stop quietly, as a Unix filter does. The
+        # interpreter's final flush would fail again, so stdout goes to /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 
