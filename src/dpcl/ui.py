@@ -147,7 +147,9 @@ def wait_until_up(server: UiServer, timeout_s: float = START_TIMEOUT_S) -> None:
 
 
 def check_port_free(port: int) -> None:
-    """Refuse a taken port up front: another server's /health would otherwise pass for ours."""
+    """Refuse a taken or impossible port up front: another server's /health would otherwise pass for ours."""
+    if not 1 <= port <= 65535:
+        raise UiError(f"port {port} is not a TCP port: choose one in 1-65535 with --port")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
         try:
