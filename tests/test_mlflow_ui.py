@@ -84,6 +84,19 @@ def test_command_points_at_the_store_beside_the_params(tmp_path):
         server_command(TrackingConfig(uri="http://mlflow.example.org:5000"), 5000, tmp_path)
 
 
+@pytest.mark.parametrize("port", [0, 99999, -1])
+def test_an_impossible_port_is_one_line(tmp_path, capsys, monkeypatch, port):
+    # Was an OverflowError traceback from socket.bind for --port 99999.
+    from dpcl.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("{}\n")
+    assert main(["ui", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} is not a TCP port" in err and "Traceback" not in err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_server_serves_the_project_store_and_its_artifacts(server, store):
     _, experiment_id, run_ids = store
     with urllib.request.urlopen(f"{server.url}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=dpcl",
