@@ -7,8 +7,10 @@ so that bss_eval's 512-tap filters face realistic spectra, yet the tests need no
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
+from typing import Any
 
 import mir_eval.separation
 import numpy as np
@@ -345,3 +347,74 @@ def test_run_evaluate_writes_csv_and_summary(tree: tuple[Path, Path], tmp_path: 
     assert summary["sdri"]["median"] == pytest.approx(table["sdri"].median())
     assert summary["sdri"]["std"] == pytest.approx(table["sdri"].std(ddof=0))
     assert sorted(p.name for p in out_csv.parent.iterdir()) == ["scores.csv", "summary.json"]  # no leftovers
+
+
+def strict_json(path: Path) -> Any:
+    """json.loads as a strict reader (JavaScript's JSON.parse) would: no Infinity, no NaN."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("backend", ["fast", "mir_eval"])
+def test_perfect_estimates_give_strict_json_and_say_so(tmp_path: Path, backend: str, capsys) -> None:
+    # Estimates equal to the references: SDR +inf on some backends. scores.json must stay strict
+    # JSON (finite numbers or null) and the CLI must say what happened.
+    import shutil
+
+    from dpcl.cli import main
+
+    mixtures, estimates = write_tree(tmp_path, NAMES, seconds=0.1)
+    for j in (1, 2):
+        shutil.rmtree(estimates / f"s{j}")
+        shutil.copytree(mixtures / f"s{j}", estimates / f"s{j}")
+    out_csv, out_json = tmp_path / "scores.csv", tmp_path / "scores.json"
+    (tmp_path / "params.yaml").write_text(f"evaluate: {{backend: {backend}}}\n")
+    assert main(["evaluate", "--params", str(tmp_path / "params.yaml"), "--mixtures", str(mixtures),
+                 "--estimates", str(estimates), "--csv", str(out_csv), "--json", str(out_json)]) == 0
+    summary = strict_json(out_json)
+    printed = capsys.readouterr().out
+    assert "inf" not in printed.split(";")[0]
+    for stats in summary.values():
+        assert stats["count"] == len(NAMES)
+        assert stats["mean"] is None or math.isfinite(stats["mean"])
+    if backend == "fast":  # fast_bss_eval gives +inf for exact estimates: the path under test
+        assert summary["sdri"]["not_finite"] >= 1
+    if summary["sdri"]["not_finite"]:
+        assert "infinite SDR" in printed
+    if summary["sdri"]["not_finite"] == len(NAMES):
+        assert summary["sdri"]["mean"] is None and "SDRi n/a" in printed
+
+
+def test_summary_leaves_infinities_out_of_the_statistics_and_counts_them() -> None:
+    table = pd.DataFrame({metric: [1.0, 3.0, math.inf] for metric in ("sdr", "sdri", "si_sdr", "si_sdri")}
+                         | {"sir": [1.0, math.nan, math.inf], "sar": [math.nan] * 3})
+    summary = summarise(table)
+    assert summary["sdri"] == {"mean": 2.0, "median": 2.0, "std": 1.0, "count": 3, "not_finite": 1}
+    assert summary["sir"]["mean"] == 1.0 and summary["sir"]["not_finite"] == 2
+    assert summary["sar"] == {"mean": None, "median": None, "std": None, "count": 3, "not_finite": 3}
+
+
+@pytest.mark.parametrize("which", ["csv", "json"])
+def test_an_unwritable_output_stops_before_scoring_and_keeps_the_old_pair(tree: tuple[Path, Path], tmp_path: Path,
+                                                                          which: str) -> None:
+    # Unwritable even for root: the path's folder is a file. Was: a traceback after scoring, and
+    # with --json unwritable a new scores.csv beside the old scores.json.
+    out_csv, out_json = tmp_path / "scores.csv", tmp_path / "scores.json"
+    run_evaluate(*tree, out_csv=out_csv, out_json=out_json, n_sources=2, backend="fast", workers=1)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out_csv, out_json)}
+    (tmp_path / "notes").write_text("a file, not a folder\n")
+    target = tmp_path / "notes" / f"scores.{which}"
+    paths = {"out_csv": out_csv, "out_json": out_json, f"out_{which}": target}
+    with pytest.raises(EvaluationError, match=f"cannot write {target}: {tmp_path / 'notes'} is not a folder"):
+        run_evaluate(*tree, **paths, n_sources=2, backend="fast", workers=1)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (out_csv, out_json)} == before
+
+
+def test_an_output_that_is_a_folder_is_refused_before_scoring(tree: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "scores.json").mkdir()
+    with pytest.raises(EvaluationError, match="scores.json is a folder"):
+        run_evaluate(*tree, out_csv=tmp_path / "scores.csv", out_json=tmp_path / "scores.json", n_sources=2,
+                     backend="fast", workers=1)
+    assert not (tmp_path / "scores.csv").exists()

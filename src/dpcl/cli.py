@@ -74,8 +74,16 @@ def _evaluate(params: Params, args: argparse.Namespace) -> None:
     json_path = args.json or args.estimates / "scores.json"
     summary = run_evaluate(args.mixtures, args.estimates, csv, json_path, args.sources or params.mix.n_speakers,
                            params.evaluate.backend, args.threads or None, args.limit or None)
-    print(f"SDRi {summary['sdri']['mean']:.2f} dB, SI-SDRi {summary['si_sdri']['mean']:.2f} dB "
-          f"over {summary['sdri']['count']} mixtures; per mixture: {csv}")
+    def mean(metric: str) -> str:
+        value = summary[metric]["mean"]
+        return "n/a" if value is None else f"{value:.2f} dB"
+
+    print(f"SDRi {mean('sdri')}, SI-SDRi {mean('si_sdri')} over {summary['sdri']['count']} mixtures; "
+          f"per mixture: {csv}")
+    perfect = summary["sdri"]["not_finite"]
+    if perfect:
+        print(f"note: {perfect} mixture(s) scored an infinite SDR (estimates equal to the references): "
+              "the means are over the others; scores.json holds null where no finite value exists")
 
 
 def _cost(params: Params, args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ scores mixtures in worker processes, one BLAS thread each.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import sys
@@ -32,7 +33,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from dpcl.atomic import atomic_path, write_json
+from dpcl.atomic import atomic_path
 from dpcl.audio import read_audio
 from dpcl.features import spread_subset
 from dpcl.errors import DpclError
@@ -414,28 +415,54 @@ def evaluate_folder(mixtures_dir: Path, estimates_dir: Path, n_sources: int, bac
     return pd.DataFrame(rows, columns=_columns(n_sources))
 
 
-def summarise(table: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """mean, median, std (population, so one mixture gives 0, not NaN) and count per metric."""
+def summarise(table: pd.DataFrame) -> dict[str, dict[str, float | int | None]]:
+    """mean, median, std (population, so one mixture gives 0, not NaN) and count per metric.
+
+    A perfect estimate scores +inf dB (and its SIR/SAR may be NaN). Strict JSON has neither, and
+    one infinity would make the mean meaningless, so the statistics are over the finite values,
+    `not_finite` counts the rest, and a metric with no finite value has null statistics.
+    """
     if table.empty:
         raise EvaluationError("no mixtures were scored: nothing to summarise")
-    summary = {}
+    summary: dict[str, dict[str, float | int | None]] = {}
     for metric in SUMMARY_METRICS:
         values = table[metric].to_numpy(dtype=np.float64)
-        summary[metric] = dict(mean=float(np.mean(values)), median=float(np.median(values)),
-                               std=float(np.std(values)), count=int(values.size))
+        finite = values[np.isfinite(values)]
+        stats = ((float(np.mean(finite)), float(np.median(finite)), float(np.std(finite))) if finite.size
+                 else (None, None, None))
+        summary[metric] = dict(zip(("mean", "median", "std"), stats), count=int(values.size),
+                               not_finite=int(values.size - finite.size))
     return summary
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any scoring is spent on it."""
+    path = Path(path)
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if path.is_dir():
+        raise EvaluationError(f"{path} is a folder: give a file path")
+    if not parent.is_dir():
+        raise EvaluationError(f"cannot write {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise EvaluationError(f"cannot write {path}: permission denied")
 
 
 def run_evaluate(mixtures_dir: Path, estimates_dir: Path, out_csv: Path, out_json: Path, n_sources: int,
                  backend: str = "mir_eval", workers: int | None = None,
-                 limit: int | None = None) -> dict[str, dict[str, float]]:
-    """The stage: per-mixture CSV, then the summary JSON, each written atomically; returns the summary.
+                 limit: int | None = None) -> dict[str, dict[str, float | int | None]]:
+    """The stage: per-mixture CSV and summary JSON, written as a pair; returns the summary.
 
+    Both paths are checked before scoring, and both files are staged before either replaces
+    its old version, so a failure never leaves a new CSV beside an old JSON.
     `limit`: only `limit` mixtures spread over the names (the `spectral` method separates no more).
     """
+    for path in (out_csv, out_json):
+        check_writable(path)
     table = evaluate_folder(mixtures_dir, estimates_dir, n_sources, backend, workers, limit)
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
     summary = summarise(table)
-    write_json(out_json, summary)
+    with atomic_path(out_csv) as csv_tmp, atomic_path(out_json) as json_tmp:
+        table.to_csv(csv_tmp, index=False)
+        json_tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, allow_nan=False) + "\n")
     return summary
