@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from dpcl.errors import DpclError
 from dpcl.features import compute_features
 from dpcl.masks import apply_masks, kmeans_masks, oracle_masks
 from dpcl.models.build import build_model
-from dpcl.separate import Separator, fit_int16, log_magnitude, run_separate, separate_file
+from dpcl.separate import Separator, fit_int16, log_magnitude, run_separate, separate_file, separate_folder
 from dpcl.stft import Stft
 
 RATE = 8000
@@ -264,6 +265,87 @@ def test_separate_file_downmixes_and_resamples(tmp_path: Path, models: dict[str,
         separate_file(broken, models["dpcl"], models["stats"], tmp_path / "out")
     with pytest.raises(DpclError, match="not a dpcl model file"):
         separate_file(stereo, models["stats"], models["stats"], tmp_path / "out")
+
+
+def test_separate_takes_a_training_folder_as_the_model(tmp_path: Path, models: dict[str, Path]) -> None:
+    training = tmp_path / "models" / "dpcl"
+    training.mkdir(parents=True)
+    shutil.copy(models["dpcl"], training / "model.pt")
+    mix, _ = two_voices(0.5)
+    sf.write(str(tmp_path / "talk.wav"), mix, RATE, subtype="FLOAT")
+    assert [p.name for p in separate_file(tmp_path / "talk.wav", training, models["stats"], tmp_path / "out")] == [
+        "talk_s1.wav", "talk_s2.wav"]
+    with pytest.raises(DpclError, match="folder without a model.pt"):
+        Separator(tmp_path / "models", models["stats"])
+
+
+@pytest.mark.parametrize("problem", ["out_is_a_file", "out_under_a_file", "s2_is_a_folder"])
+def test_a_bad_output_is_refused_before_work_and_nothing_half_written(tmp_path: Path, models: dict[str, Path],
+                                                                      problem: str) -> None:
+    # Was: a traceback after the whole separation, and with `talk_s2.wav` a folder, `talk_s1.wav`
+    # written without its twin.
+    mix, _ = two_voices(0.5)
+    sf.write(str(tmp_path / "talk.wav"), mix, RATE, subtype="FLOAT")
+    out = tmp_path / "out"
+    if problem == "out_is_a_file":
+        out.write_text("a file\n")
+        message = "is a file: give a folder"
+    elif problem == "out_under_a_file":
+        (tmp_path / "notes").write_text("a file\n")
+        out = tmp_path / "notes" / "out"
+        message = "is a file, not a folder"
+    else:
+        (out / "talk_s2.wav").mkdir(parents=True)
+        message = "talk_s2.wav exists and is a folder"
+    with pytest.raises(DpclError, match=message):
+        separate_file(tmp_path / "talk.wav", models["dpcl"], models["stats"], out)
+    if out.is_dir():
+        assert sorted(p.name for p in out.iterdir()) == (["talk_s2.wav"] if problem == "s2_is_a_folder" else [])
+
+
+def test_a_truncated_wav_is_refused_with_both_sizes(tmp_path: Path, models: dict[str, Path]) -> None:
+    # libsndfile reads a cut-off WAV to its end without a word; the header says how long it was.
+    mix, _ = two_voices(1.0)
+    whole = tmp_path / "whole.wav"
+    write_wav(whole, mix, RATE)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    assert sf.info(str(cut)).frames > 0  # what made it pass silently
+    with pytest.raises(AudioError, match=r"cut.wav is truncated: its header announces 16000 bytes of samples, "
+                                         r"the file holds 7978"):
+        separate_file(cut, models["dpcl"], models["stats"], tmp_path / "out")
+    assert not (tmp_path / "out" / "cut_s1.wav").exists()
+
+
+def test_separate_a_folder_skips_what_it_cannot_read_and_says_so(tmp_path: Path, models: dict[str, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    from dpcl.cli import main
+
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    for i, name in enumerate(["a.wav", "b.flac"]):
+        mix, _ = two_voices(0.5 + 0.25 * i)
+        sf.write(str(recordings / name), mix, RATE)
+    (recordings / "notes.txt").write_text("not audio, not picked up\n")
+    (recordings / "c.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    result = separate_folder(recordings, models["dpcl"], models["stats"], tmp_path / "out")
+    assert (result.files, [p.name for p, _ in result.refused]) == (3, ["c.wav"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_s1.wav", "a_s2.wav", "b_s1.wav", "b_s2.wav"]
+
+    # From the command line, outside any project (no params.yaml): the model carries its params.
+    (recordings / "c.wav").unlink()
+    training = tmp_path / "training"
+    training.mkdir()
+    shutil.copy(models["dpcl"], training / "model.pt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["separate", str(recordings), "--model", str(training), "--stats", str(models["stats"]),
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert "separated 2 of 2 files" in capsys.readouterr().out
+    assert len(list((tmp_path / "cli").iterdir())) == 4
+    with pytest.raises(DpclError, match="holds no sound files"):
+        separate_folder(training, models["dpcl"], models["stats"], tmp_path / "x")
 
 
 # --------------------------------------------------------------------------- the stage

@@ -25,6 +25,36 @@ class AudioError(DpclError, ValueError):
     """An audio file is missing, unreadable, or not what the stage expects."""
 
 
+# A RIFF size that means "length unknown" (a recorder that never finalised its header): not checked.
+UNKNOWN_RIFF_SIZES = (0, 0xFFFFFFFF)
+
+
+def wav_shortfall(path: Path) -> tuple[int, int] | None:
+    """(bytes the WAV header announces for its samples, bytes the file holds), when fewer are there.
+
+    libsndfile reads a truncated WAV to its end without a word, so a cut-off recording would be
+    separated or scored as if whole. The RIFF chunks are walked here (id, little-endian size,
+    padded to even) to the `data` chunk; any other file, or a WAV whose header is whole, gives None.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk = handle.read(8)
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"data":
+                available = size - offset - 8
+                if chunk_size in UNKNOWN_RIFF_SIZES or available >= chunk_size:
+                    return None
+                return chunk_size, available
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
 def read_audio(path: str | Path, expected_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
     """Read a sound file as float64 in [-1, 1).
 
@@ -39,6 +69,10 @@ def read_audio(path: str | Path, expected_rate: int | None = None, mono: bool = 
         samples, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except Exception as error:  # libsndfile raises several types for bad data
         raise AudioError(f"cannot read {path}: not a valid sound file ({error})") from None
+    shortfall = wav_shortfall(path)
+    if shortfall is not None:
+        raise AudioError(f"{path} is truncated: its header announces {shortfall[0]} bytes of samples, "
+                         f"the file holds {shortfall[1]} (an interrupted copy or recording?)")
     if samples.shape[0] == 0:
         raise AudioError(f"{path} holds no samples")
     if not np.all(np.isfinite(samples)):

@@ -59,12 +59,22 @@ def _separate_split(params: Params, args: argparse.Namespace) -> None:
     run_separate(params, args.method, args.mixtures, args.model, args.stats, args.out)
 
 
-def _separate_file(params: Params, args: argparse.Namespace) -> None:
-    from dpcl.separate import separate_file
+def _separate_file(params: Params | None, args: argparse.Namespace) -> None:
+    from dpcl.separate import separate_file, separate_folder
 
     _set_threads(args.threads)
-    for path in separate_file(args.input, args.model, args.stats, args.out, params.separate):
-        print(path)
+    config = params.separate if params is not None else None  # None: the model's own settings
+    if not Path(args.input).is_dir():
+        for path in separate_file(args.input, args.model, args.stats, args.out, config):
+            print(path)
+        return
+    result = separate_folder(args.input, args.model, args.stats, args.out, config)
+    refused = f"; {len(result.refused)} refused (see the warnings above)" if result.refused else ""
+    print(f"separated {result.files - len(result.refused)} of {result.files} files in {args.input} "
+          f"into {args.out} ({len(result.written)} estimates){refused}")
+    if result.refused:
+        raise DpclError(f"{len(result.refused)} of {result.files} files could not be separated: "
+                        + ", ".join(path.name for path, _ in result.refused))
 
 
 def _evaluate(params: Params, args: argparse.Namespace) -> None:
@@ -153,8 +163,8 @@ STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[
                        [("--run", {"required": True}, "<transfer function>-<objective>, e.g. threshold-pit"),
                         *TRAINING]),
     "separate": (_separate_file, "separate a recording of your own: any rate or channel count in",
-                 [("input", {"type": Path}, "the recording (wav, flac, ogg)"),
-                  ("--model", PATH, "model.pt of a training (data/models/dpcl/model.pt)"),
+                 [("input", {"type": Path}, "the recording (wav, flac, ogg), or a folder of them"),
+                  ("--model", PATH, "a training's folder (data/models/dpcl) or its model.pt"),
                   ("--out", PATH, "folder for <name>_s1.wav, <name>_s2.wav"),
                   ("--stats", {"type": Path, "default": None}, "features stats.json (default: the model's own copy)"),
                   ("--threads", {"type": int, "default": 1}, "CPU threads for torch")]),
@@ -213,7 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s dpcl {args.stage}: %(message)s", datefmt="%H:%M:%S")
     try:
-        params = load_params(args.params or [Path("params.yaml")])
+        if args.stage == "separate" and not args.params and not Path("params.yaml").is_file():
+            params = None  # outside a project: the model file carries its params and separate settings
+        else:
+            params = load_params(args.params or [Path("params.yaml")])
         STAGES[args.stage][0](params, args)
     except DpclError as error:
         print(f"dpcl {args.stage}: error: {error}", file=sys.stderr)

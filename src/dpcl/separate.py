@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,10 @@ def read_model_payload(path: str | Path) -> dict[str, Any]:
     hostile file is refused, and the payload it returns is all `Separator` needs.
     """
     path = Path(path)
+    if path.is_dir():  # a training's output folder (data/models/dpcl) holds its model.pt
+        if not (path / "model.pt").is_file():
+            raise DpclError(f"{path} is a folder without a model.pt: give a training's folder or its model.pt")
+        path = path / "model.pt"
     if not path.is_file():
         raise DpclError(f"model file not found: {path}")
     try:
@@ -407,18 +412,67 @@ def _summary(method: str, records: list[dict[str, Any]], wall: float,
 # --------------------------------------------------------------------------- the user command
 
 
+# What `dpcl separate FOLDER` picks up: the formats libsndfile reads that recordings come in.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+def estimate_paths(in_path: Path, out_dir: Path, n_sources: int) -> list[Path]:
+    """`<out_dir>/<stem>_s1.wav` ...: where the estimates of `in_path` go."""
+    return [out_dir / f"{in_path.stem}_s{c + 1}.wav" for c in range(n_sources)]
+
+
+def check_output_folder(out_dir: Path, targets: list[Path]) -> None:
+    """Refuse, before any work, an --out that is a file, cannot be written, or whose estimate
+    names are taken by folders: a traceback after minutes of separation helps nobody."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DpclError(f"--out {out_dir} is a file: give a folder for the estimates")
+    existing = out_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DpclError(f"--out {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DpclError(f"--out {out_dir}: cannot write in {existing} (permission denied)")
+    for target in targets:
+        if target.is_dir():
+            raise DpclError(f"{target} exists and is a folder: move it, or choose another --out")
+
+
+def _write_estimates(estimates: list[np.ndarray], targets: list[Path], rate: int, source: Path) -> None:
+    """Write every estimate or none: each is staged beside its target, then all are renamed."""
+    staged = []
+    try:
+        for c, (estimate, target) in enumerate(zip(estimates, targets)):
+            estimate, rescaled = fit_int16(estimate)
+            if rescaled:
+                log.warning("%s: estimate %d scaled to peak %.1f to fit 16 bits", source, c + 1, RESCALE_PEAK)
+            partial = target.with_name(f".{target.name}.partial")
+            write_wav(partial, estimate, rate)
+            staged.append((partial, target))
+        for partial, target in staged:
+            partial.replace(target)
+    finally:
+        for partial, _ in staged:
+            partial.unlink(missing_ok=True)
+
+
 def separate_file(in_path: str | Path, model_path: str | Path, stats_path: str | Path | None, out_dir: str | Path,
-                  config: SeparateConfig | None = None, device: str = "cpu") -> list[Path]:
+                  config: SeparateConfig | None = None, device: str = "cpu",
+                  separator: Separator | None = None) -> list[Path]:
     """Separate any sound file; writes `<out_dir>/<stem>_s1.wav` ... at the model's rate, mono.
 
     Any rate and channel count is accepted: channels are averaged to mono and the signal is
     resampled (polyphase) to the model's rate, each with a logged warning. An estimate that would
-    clip in 16 bits is scaled to peak 0.9 (also logged). Raises AudioError for a missing or
-    unreadable sound file, DpclError for a file that is not a dpcl model or stats file.
+    clip in 16 bits is scaled to peak 0.9 (also logged). The output folder is checked before the
+    work and the estimates are written all or none. Raises AudioError for a missing, unreadable
+    or truncated sound file, DpclError for a file that is not a dpcl model or stats file, or an
+    output that cannot be written. `separator`: one already loaded (a folder's files share it).
     """
     in_path, out_dir = Path(in_path), Path(out_dir)
+    separator = separator or Separator(model_path, stats_path, config, device)
+    targets = estimate_paths(in_path, out_dir, separator.n_sources)
+    check_output_folder(out_dir, targets)
     samples, rate = read_audio(in_path, mono=False)  # (n, channels)
-    separator = Separator(model_path, stats_path, config, device)
     notes = []
     if samples.shape[1] > 1:
         notes.append(f"downmixed {samples.shape[1]} channels to mono")
@@ -429,16 +483,48 @@ def separate_file(in_path: str | Path, model_path: str | Path, stats_path: str |
     if notes:
         log.warning("%s: %s (the model separates mono %d Hz audio)", in_path, ", ".join(notes), separator.sample_rate)
     estimates = separator.separate(mix, separator.sample_rate)
-    written = []
-    for c, estimate in enumerate(estimates):
-        estimate, rescaled = fit_int16(estimate)
-        if rescaled:
-            log.warning("%s: estimate %d scaled to peak %.1f to fit 16 bits", in_path, c + 1, RESCALE_PEAK)
-        path = out_dir / f"{in_path.stem}_s{c + 1}.wav"
-        write_wav(path, estimate, separator.sample_rate)
-        written.append(path)
-    return written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_estimates(list(estimates), targets, separator.sample_rate, in_path)
+    return targets
+
+
+@dataclass
+class FolderResult:
+    """What `separate_folder` did: estimates written, and each refused file with its reason."""
+
+    written: list[Path] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)
+    files: int = 0
+
+
+def separate_folder(in_dir: str | Path, model_path: str | Path, stats_path: str | Path | None, out_dir: str | Path,
+                    config: SeparateConfig | None = None, device: str = "cpu") -> FolderResult:
+    """Separate every sound file directly in `in_dir` (AUDIO_SUFFIXES), one model load for all.
+
+    A file that cannot be separated (unreadable, truncated) is reported and skipped, so one bad
+    recording does not cost the rest; an output problem stops everything before any work.
+    """
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    files = sorted(p for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise DpclError(f"{in_dir} holds no sound files ({', '.join(AUDIO_SUFFIXES)})")
+    separator = Separator(model_path, stats_path, config, device)
+    stems = {}
+    for path in files:  # a.wav and a.flac would write the same a_s1.wav
+        if path.stem in stems:
+            raise DpclError(f"{stems[path.stem].name} and {path.name} would both write {path.stem}_s1.wav: "
+                            "rename one")
+        stems[path.stem] = path
+    check_output_folder(out_dir, [t for p in files for t in estimate_paths(p, out_dir, separator.n_sources)])
+    result = FolderResult(files=len(files))
+    for path in tqdm(files, desc="separate", unit="file"):
+        try:
+            result.written += separate_file(path, model_path, stats_path, out_dir, separator=separator)
+        except AudioError as error:
+            log.warning("skipped: %s", error)
+            result.refused.append((path, str(error)))
+    return result
 
 
 __all__ = ["Separation", "Separator", "SpectralSeparator", "apply_masks", "fit_int16", "kmeans_masks", "log_magnitude", "oracle_masks",
-           "read_model_payload", "read_stats", "run_separate", "separate_file"]
+           "read_model_payload", "read_stats", "run_separate", "separate_file", "separate_folder"]
