@@ -84,6 +84,34 @@ def test_command_points_at_the_store_beside_the_params(tmp_path):
         server_command(TrackingConfig(uri="http://mlflow.example.org:5000"), 5000, tmp_path)
 
 
+def test_the_experiment_opens_on_its_runs_with_a_description(store, tmp_path):
+    # MLflow 3 opens an experiment without a kind on its GenAI pages and hides training runs.
+    from mlflow.tracking import MlflowClient
+
+    from dpcl.tracking import EXPERIMENT_TAGS
+    from dpcl.ui import runs_page
+
+    root, experiment_id, _ = store
+    cfg = TrackingConfig()
+    experiment = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}").get_experiment(experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "Sort by" in experiment.tags["mlflow.note.content"]
+    assert runs_page(cfg, root, "http://127.0.0.1:5000") == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    assert runs_page(cfg, tmp_path, "http://127.0.0.1:5000") == "http://127.0.0.1:5000"  # no store yet
+
+    # A description the team has edited in the UI survives the next training.
+    with contextlib.chdir(tmp_path):
+        first = Run(cfg, "first")
+        first.client.set_experiment_tag(first.client.get_experiment_by_name(cfg.experiment).experiment_id,
+                                        "mlflow.note.content", "our notes")
+        first.finish()
+        second = Run(cfg, "second")
+        tags = second.client.get_experiment_by_name(cfg.experiment).tags
+        second.finish()
+    assert tags["mlflow.note.content"] == "our notes"
+    assert tags["mlflow.experimentKind"] == EXPERIMENT_TAGS["mlflow.experimentKind"]
+
+
 @pytest.mark.parametrize("port", [0, 99999, -1])
 def test_an_impossible_port_is_one_line(tmp_path, capsys, monkeypatch, port):
     # Was an OverflowError traceback from socket.bind for --port 99999.

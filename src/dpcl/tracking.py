@@ -95,6 +95,20 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+# What the MLflow UI needs to show our runs: MLflow 3 opens an experiment without a kind on its
+# GenAI pages (traces, an assistant) and hides training runs behind a switch; the note is the
+# description a new user reads on the experiment's page.
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "dpcl: two-speaker separation by Deep Clustering against neuron-model baselines. One run per "
+        "training (DPCL, each baseline: transfer function x fixed/PIT objective) with its params, "
+        "per-epoch losses, validation SDRi (DPCL) and model file; the `scores-<method>` runs hold the "
+        "test split's scores. Sort by `val_sdri` (DPCL) or by the scores' `sdri_mean` to compare; "
+        "select runs and press Compare for their curves side by side."),
+}
+
+
 def experiment_tags() -> dict[str, str]:
     """Tags naming the DVC experiment a run belongs to, when `dvc exp run` started it.
 
@@ -124,6 +138,10 @@ class Run:
                 experiment_id = self.client.create_experiment(cfg.experiment, artifact_location=location)
             else:
                 experiment_id = experiment.experiment_id
+            present = experiment.tags if experiment is not None else {}
+            for key, value in EXPERIMENT_TAGS.items():  # never overwrite a note a user has edited
+                if key not in present:
+                    self.client.set_experiment_tag(experiment_id, key, value)
             if run_id is not None:
                 try:
                     self.run_id = self.client.get_run(run_id).info.run_id

@@ -199,11 +199,23 @@ def running_server(cfg: TrackingConfig, port: int = DEFAULT_PORT, root: Path = P
         server.stop()
 
 
+def runs_page(cfg: TrackingConfig, root: Path, server_url: str) -> str:
+    """The URL of the experiment's runs table, or the server's root while no run has been logged."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        experiment = MlflowClient(tracking_uri=backend_store_uri(cfg, root)).get_experiment_by_name(cfg.experiment)
+    except Exception:  # an empty or foreign store: the root page still works
+        experiment = None
+    return f"{server_url}/#/experiments/{experiment.experiment_id}/runs" if experiment is not None else server_url
+
+
 def serve(cfg: TrackingConfig, port: int = DEFAULT_PORT, root: Path = Path(".")) -> None:
-    """`dpcl ui`: start the server, print its URL, serve until Ctrl-C (or SIGTERM), then stop it."""
+    """`dpcl ui`: start the server, print the runs page's URL, serve until Ctrl-C (or SIGTERM), then stop it."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server's group
     with running_server(cfg, port, root) as server:
-        print(f"MLflow UI on {backend_store_uri(cfg, root)}: {server.url} (Ctrl-C stops it)", flush=True)
+        print(f"MLflow UI on {backend_store_uri(cfg, root)}: {runs_page(cfg, root, server.url)} (Ctrl-C stops it)",
+              flush=True)
         try:
             code = server.process.wait()
         except KeyboardInterrupt:
