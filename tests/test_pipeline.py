@@ -291,3 +291,25 @@ def test_dvc_builds_the_same_data_from_nothing(project):
     assert after["lists"] == before["lists"]
     assert after["features"] == before["features"]
     assert after["stats"] == pytest.approx(before["stats"], abs=1e-6)
+
+
+def test_a_deleted_model_is_made_again_with_the_same_weights(project):
+    # Was: "Nothing to be done" (the model's consumers were current, so Snakemake took it for an
+    # intermediate). The finished checkpoint makes the rebuild cheap and the weights identical.
+    import shutil
+
+    model = project / "data" / "models" / "dpcl"
+    before = model_weights(model / "model.pt")
+    shutil.rmtree(model)
+    assert "train_dpcl" in snakemake_pending(project)
+    run(["snakemake", "--cores", "2"], cwd=project, timeout=900)
+    after = model_weights(model / "model.pt")
+    assert before.keys() == after.keys() and all(torch_equal(before[k], after[k]) for k in before)
+    assert "Nothing to be done" in snakemake_pending(project)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
