@@ -59,6 +59,20 @@ def test_a_changed_dvc_lock_is_what_makes_snakemake_adopt_dvc_outputs(dvc_projec
     assert sync.dvc_ran_since_sync(dvc_project)
 
 
+def test_a_start_beside_a_running_snakemake_adopts_nothing(dvc_project, monkeypatch, capsys):
+    # The other run's outputs may be half-written: touching them would mark them done.
+    monkeypatch.delenv(sync.CHILD_ENV, raising=False)
+    (dvc_project / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    locks = dvc_project / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("data/models/dpcl\n")
+    assert sync.before_snakemake(dvc_project, 1, force=True) == []
+    assert "another snakemake holds this project's lock" in capsys.readouterr().err
+    assert not (dvc_project / sync.STAMP).exists()  # nothing recorded as agreed either
+    (locks / "0.output.lock").unlink()
+    assert sync.another_run(dvc_project) is None
+
+
 CHAIN_SNAKEFILE = '''
 from pathlib import Path
 from dpcl.sync import after_snakemake, before_snakemake

@@ -50,6 +50,19 @@ class SyncError(DpclError):
     """A tool this module drives failed; its own message is included."""
 
 
+def another_run(root: Path) -> str | None:
+    """Why another Snakemake seems to be at work here: the lock files a running one holds.
+
+    This start has not taken its own lock yet (Snakemake locks after reading the Snakefile), so
+    any lock is another run's, or a killed run's that `snakemake --unlock` clears.
+    """
+    locks = root / ".snakemake" / "locks"
+    if locks.is_dir() and any(locks.iterdir()):
+        return ("another snakemake holds this project's lock (.snakemake/locks): let it finish; "
+                "if none runs, `snakemake --unlock` clears a killed run's lock")
+    return None
+
+
 def skip_reason(root: Path, overlays: Sequence[str]) -> str | None:
     """Why no sync may happen here, or None when it may."""
     if os.environ.get(CHILD_ENV):
@@ -223,6 +236,9 @@ def before_snakemake(root: Path, cores: int, overlays: Sequence[str] = (), force
     when dvc.lock is the one last agreed on.
     """
     if not (force or dvc_ran_since_sync(root)):  # first: the common case costs no subprocess
+        return []
+    if reason := another_run(root):  # its half-written outputs must never be adopted as done
+        _say(f"Snakemake's records not updated: {reason}")
         return []
     if reason := skip_reason(root, overlays):
         if force:
