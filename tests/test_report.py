@@ -110,7 +110,19 @@ def test_report_from_real_separations_and_scores(tmp_path, split_dir):
     metrics = run_report(inputs, site, tmp_path / "reports" / "metrics.json", tmp_path / "reports" / "sdri.csv",
                          tracking)
     page = (site / "index.html").read_text()
-    for fragment in ("All methods", "SDRi by speaker pair", "figures/sdri_distribution.png",
+    # A reader first meets one paper-style table on the headline (real+real) mixtures, DPCL in bold.
+    assert page.index("Results on the 2 real+real test mixtures") < page.index("<h2>Targets")
+    assert page.index("<h2>Targets") < page.index("by speaker pair") < page.index("Every statistic")
+    assert "<tr class='dpcl'>" in page and "<th>share of IBM (%)</th>" in page
+    assert "<th></th>" not in page  # no bare index-name rows
+    headline = pd.read_csv(site / "tables" / "headline.csv")
+    assert headline.columns.tolist() == ["method", "SDRi (dB)", "SI-SDRi (dB)", "SIR (dB)", "SAR (dB)",
+                                         "share of IBM (%)"]
+    assert headline["method"].tolist()[-2:] in (["ibm", "irm"], ["irm", "ibm"])  # the ceiling comes last
+    assert headline.set_index("method").loc["ibm", "share of IBM (%)"] == pytest.approx(100)
+    assert headline.set_index("method").loc["dpcl", "SDRi (dB)"] == pytest.approx(metrics["targets"]["dpcl_sdri"],
+                                                                              abs=0.01)
+    for fragment in ("by speaker pair", "figures/sdri_distribution.png",
                      "figures/training_curves.png", "figures/example.png", "<audio controls", "different sex",
                      "Spectral clustering vs Deep Clustering", "figures/growth.png", "time exponent",
                      f"the {SPECTRAL_MIXTURES} mixtures of spectral", "spectral-dense", "spectral-knn",

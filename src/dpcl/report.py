@@ -94,6 +94,32 @@ def summary_table(scores: pd.DataFrame) -> pd.DataFrame:
     return grouped.sort_values("sdri mean", ascending=False).round(2)
 
 
+def headline_scores(scores: pd.DataFrame, kinds: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+    """The scores of the headline split: the real+real test mixtures when there are any, else all."""
+    if kinds is not None and (kinds["kind_pair"] == "real+real").any():
+        real = set(kinds.loc[kinds["kind_pair"] == "real+real", "name"])
+        return scores[scores["name"].isin(real)], "real+real"
+    return scores, "all"
+
+
+# The paper-style table: what a reader of a separation paper looks for first, units in the headers.
+PAPER_COLUMNS = {"sdri": "SDRi (dB)", "si_sdri": "SI-SDRi (dB)", "sir": "SIR (dB)", "sar": "SAR (dB)"}
+
+
+def paper_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean SDRi, SI-SDRi, SIR and SAR per method and SDRi as a share of the IBM's: learned methods
+    best first, then the oracles (the ceiling, not competitors)."""
+    means = scores.groupby("method")[list(PAPER_COLUMNS)].mean()
+    ibm = means["sdri"].get("ibm", np.nan)
+    oracle = means.index.isin(["ibm", "irm"])
+    ordered = pd.concat([means[~oracle].sort_values("sdri", ascending=False),
+                         means[oracle].sort_values("sdri", ascending=False)])
+    table = ordered.rename(columns=PAPER_COLUMNS)
+    table["share of IBM (%)"] = 100 * ordered["sdri"] / ibm
+    table.insert(0, "method", table.index)
+    return table.reset_index(drop=True).round(2)
+
+
 def breakdown_table(scores: pd.DataFrame, kinds: pd.DataFrame, by: str) -> pd.DataFrame:
     """Mean SDRi per method and speaker-pair kind, with the number of mixtures per kind."""
     merged = scores.merge(kinds, on="name", how="left")
@@ -113,11 +139,7 @@ MARGIN_OVER_PIT_TARGET_DB = 3.0
 def targets(scores: pd.DataFrame, kinds: pd.DataFrame | None = None) -> dict:
     """The headline: on the real+real test mixtures (all of them when kinds are unknown), DPCL's mean
     SDRi, the IBM's, DPCL's share of it, and DPCL's margin over the best PIT and fixed baselines."""
-    if kinds is not None and (kinds["kind_pair"] == "real+real").any():
-        real = set(kinds.loc[kinds["kind_pair"] == "real+real", "name"])
-        scores, split = scores[scores["name"].isin(real)], "real+real"
-    else:
-        split = "all"
+    scores, split = headline_scores(scores, kinds)
     means = scores.groupby("method")["sdri"].mean()
     result: dict = {"test_mixtures": split, "n_mixtures": int(scores["name"].nunique()) if "name" in scores else None,
                     "dpcl_sdri": float(means.get("dpcl", np.nan)), "ibm_sdri": float(means.get("ibm", np.nan))}
@@ -313,7 +335,16 @@ def plot_example(example: dict[str, np.ndarray], estimates_logmag: list[np.ndarr
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    return table.to_html(border=0, classes="t", na_rep="–", float_format=lambda v: f"{v:.2f}")
+    """A method-indexed table without pandas' bare index-name row: the index becomes a column."""
+    named = table.rename_axis(None)
+    named.insert(0, "method", named.index)
+    return named.to_html(border=0, classes="t", na_rep="–", index=False, float_format=lambda v: f"{v:.2f}")
+
+
+def _paper_html(paper: pd.DataFrame) -> str:
+    """The headline table, DPCL's row in bold."""
+    rows = paper.to_html(border=0, classes="t", na_rep="–", index=False, float_format=lambda v: f"{v:.2f}")
+    return rows.replace("<tr>\n      <td>dpcl</td>", "<tr class='dpcl'>\n      <td>dpcl</td>")
 
 
 def _audio(rel: str, label: str) -> str:
@@ -413,6 +444,7 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     mixtures = pd.read_csv(inputs.mixtures_dir / "mixtures.csv")
     kinds = pair_kinds(mixtures)
     summary = summary_table(scores)
+    paper = paper_table(headline_scores(scores, kinds)[0])
     breakdowns = {by: breakdown_table(scores, kinds, by)
                   for by in ("kind_pair", "sex_pair", "language_pair", "source_pair")}
     goal = targets(scores, kinds)
@@ -430,6 +462,7 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
         for folder in ("tables", "figures", "audio"):
             (staging / folder).mkdir()
         summary.to_csv(staging / "tables" / "summary.csv")
+        paper.to_csv(staging / "tables" / "headline.csv", index=False)
         for by, table in breakdowns.items():
             table.to_csv(staging / "tables" / f"sdri_by_{by}.csv")
         spectral.to_csv(staging / "tables" / "spectral_vs_dpcl.csv")
@@ -441,7 +474,7 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
         example_method = "dpcl" if "dpcl" in methods else methods[0]
         example_name = _example_figure(inputs, example_method, staging / "figures" / "example.png")
         examples = _copy_audio(inputs, methods, audio_names, staging / "audio")
-        (staging / "index.html").write_text(_page(summary, breakdowns, goal, rtf, bool(histories), example_name,
+        (staging / "index.html").write_text(_page(paper, summary, breakdowns, goal, rtf, bool(histories), example_name,
                                                   example_method, examples, len(mixtures),
                                                   _spectral_section(spectral, growth, cost,
                                                                     cost_method(separations, "spectral"))))
@@ -460,7 +493,8 @@ def run_report(inputs: ReportInputs, site_dir: Path, metrics_path: Path, plots_p
     return metrics
 
 
-def _page(summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict, rtf: dict[str, float],
+def _page(paper: pd.DataFrame, summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict,
+          rtf: dict[str, float],
           curves: bool, example_name: str | None, example_method: str, examples: list[dict], n_mixtures: int,
           spectral_section: str) -> str:
     def check(ok: bool | None) -> str:
@@ -468,13 +502,18 @@ def _page(summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict
 
     lines = [
         "<!doctype html><meta charset='utf-8'><title>dpcl report</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-        "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th{padding:3px 8px;"
-        "border-bottom:1px solid #ddd;text-align:right}figure{display:inline-block;margin:4px}"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4;color:#222}"
+        "table.t{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}"
+        "table.t td,table.t th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:right}"
+        "table.t th{background:#f4f4f4}table.t td:first-child,table.t th:first-child{text-align:left}"
+        "table.t tr.dpcl td{font-weight:bold}figure{display:inline-block;margin:4px}"
         "img{max-width:100%}</style>",
         "<h1>Deep Clustering against neuron-model baselines</h1>",
-        f"<p>{n_mixtures} test mixtures of speakers unseen in training and validation. SDRi: bss_eval "
-        "sources SDR improvement over the unprocessed mixture (params evaluate.backend: mir_eval, or "
+        f"<h2>Results on the {goal['n_mixtures']} {html.escape(goal['test_mixtures'])} test mixtures</h2>",
+        _paper_html(paper),
+        f"<p>Means over the {html.escape(goal['test_mixtures'])} mixtures of the test split "
+        f"({n_mixtures} in all): speakers unseen in training and validation. SDRi: bss_eval sources "
+        "SDR improvement over the unprocessed mixture (params evaluate.backend: mir_eval, or "
         "fast_bss_eval's numpy backend, the same scores to 1e-3 dB); SI-SDRi likewise for SI-SDR. "
         "Oracles (ibm, irm) are the ceiling of masking methods.</p>",
         "<h2>Targets</h2><ul>",
@@ -493,12 +532,12 @@ def _page(summary: pd.DataFrame, breakdowns: dict[str, pd.DataFrame], goal: dict
     if rtf:
         lines.append("<li>Real-time factor of separation on this machine's CPU: "
                      + ", ".join(f"{html.escape(m)} {v:.3f}" for m, v in sorted(rtf.items())) + " (target < 0.1 for DPCL)</li>")
-    lines += ["</ul>", "<h2>All methods</h2>", _table_html(summary),
-              "<h2>SDRi by speaker pair</h2>"]
+    lines += ["</ul>", "<h2>SDRi (dB) by speaker pair, all test mixtures</h2>"]
     titles = {"sex_pair": "Sex of the two speakers", "kind_pair": "Real or synthetic speakers",
               "language_pair": "Languages", "source_pair": "Sources of the two speakers"}
     for by, table in breakdowns.items():
         lines += [f"<h3>{titles[by]}</h3>", _table_html(table)]
+    lines += ["<h2>Every statistic, all test mixtures (dB)</h2>", _table_html(summary)]
     lines += ["<h2>Figures</h2>", "<img src='figures/sdri_distribution.png' alt='SDRi distribution per method'>"]
     if curves:
         lines.append("<img src='figures/training_curves.png' alt='training curves'>")
