@@ -7,7 +7,7 @@ Reads the pipeline's data/corpus, data/mix and data/features (run `snakemake dat
 One training of the params.yaml DPCL recipe (its network, loss weights, moving average, dynamic
 mixing settings and selection), but with a single open-ended 100-frame phase at the first phase's
 batch size and learning rate, so the curve is not bent by where a curriculum happens to switch.
-After every epoch a probe (`train.fit(probe=...)`, which does not change the training) adds up
+After every epoch a probe (`train_loop.fit(probe=...)`, which does not change the training) adds up
 the epochs' training seconds; each time a mark is passed it separates `--mixtures` test mixtures
 (real speakers unseen in training, spread over the split) with the kept weights exactly as
 `dpcl separate` does, and scores them with fast_bss_eval beside the ideal binary mask. A row
@@ -89,7 +89,7 @@ def main() -> None:
     from dpcl.config import params_to_dict
     from dpcl.features import mixture_names, spread_subset
     from dpcl.separate import read_stats
-    from dpcl.training import train_dpcl
+    from dpcl.train_stages import train_dpcl
     from dpcl.validation import SdriScorer
 
     work = DATA / "benchmarks" / "learning_curves"

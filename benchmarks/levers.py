@@ -152,7 +152,7 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, int, float]) -> dict[s
 
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
-    from dpcl.training import train_dpcl
+    from dpcl.train_stages import train_dpcl
 
     name, overlay, epochs, batches, mixtures, share = job
     out = ROOT / "data" / "benchmarks" / "levers" / name

@@ -30,7 +30,7 @@ from dpcl.distributed import World, deal, from_env, shard, weights_digest
 from dpcl.features import run_features
 from dpcl.models.build import load_model
 from dpcl.objectives import DeepClusteringObjective
-from dpcl.train import evaluate
+from dpcl.train_loop import evaluate
 
 RATE = 8000
 CHUNK, BATCH, EPOCHS = 50, 2, 2

@@ -17,7 +17,7 @@ from dpcl.augment import perturbed_speaker, speed_perturb, telephone_band
 from dpcl.config import AugmentationConfig, DynamicMixingConfig, FeaturesConfig, params_from_dict
 from dpcl.dynamic_mixing import DynamicMixDataset, DynamicMixError, UtterancePool
 from dpcl.features import run_features
-from dpcl.train import fit
+from dpcl.train_loop import fit
 from dpcl.models.build import build_model
 from dpcl.objectives import DeepClusteringObjective
 from dpcl.chunks import ChunkDataset

@@ -19,7 +19,7 @@ import yaml
 
 from conftest import tree_digest
 from dpcl.tracking import TrackingError
-from dpcl.training import train_dpcl
+from dpcl.train_stages import train_dpcl
 from test_training import features_dir, tiny_params  # noqa: F401 (features_dir is a fixture)
 
 DPCL = Path(sys.executable).parent / "dpcl"

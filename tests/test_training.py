@@ -13,8 +13,8 @@ from dpcl.config import params_from_dict
 from dpcl.features import run_features
 from dpcl.models.build import build_model, load_model
 from dpcl.objectives import DeepClusteringObjective
-from dpcl.train import fit
-from dpcl.training import train_baseline, train_dpcl
+from dpcl.train_loop import fit
+from dpcl.train_stages import train_baseline, train_dpcl
 
 RATE = 8000
 

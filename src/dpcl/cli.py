@@ -39,14 +39,14 @@ def _features(params: Params, args: argparse.Namespace) -> None:
 
 
 def _train_dpcl(params: Params, args: argparse.Namespace) -> None:
-    from dpcl.training import train_dpcl
+    from dpcl.train_stages import train_dpcl
 
     _set_threads(args.threads)
     train_dpcl(params, args.features, args.out, args.checkpoints, corpus_dir=args.corpus, mix_dir=args.mix)
 
 
 def _train_baseline(params: Params, args: argparse.Namespace) -> None:
-    from dpcl.training import train_baseline
+    from dpcl.train_stages import train_baseline
 
     _set_threads(args.threads)
     train_baseline(params, args.run, args.features, args.out, args.checkpoints)

@@ -10,7 +10,7 @@ load_params(PARAMS_FILES)  # what Snakemake's YAML reader lets pass: a key state
 PARAMS_ARGS = " ".join(f"--params {path}" for path in PARAMS_FILES)
 CODE = "src/dpcl"
 # Modules whose change re-runs a training (dvc.yaml lists the same files).
-TRAINING_CODE = ["averaging", "chunks", "losses", "objectives", "train", "training", "models/dpcl", "models/neuron", "models/transfer"]
+TRAINING_CODE = ["averaging", "chunks", "losses", "objectives", "train_loop", "train_stages", "models/dpcl", "models/neuron", "models/transfer"]
 # DPCL's training reads these too: dynamic mixing and selection by validation SDRi.
 DPCL_TRAINING_CODE = ["augment", "dynamic_mixing", "validation"]
 SEPARATE_CODE = ["masks", "separate", "stft", "features"]

@@ -1,5 +1,5 @@
 # Training: DPCL and one neuron-model baseline per transfer function and objective
-# (src/dpcl/training.py). Checkpoints live in data/checkpoints/, outside the outputs, so an
+# (src/dpcl/train_stages.py). Checkpoints live in data/checkpoints/, outside the outputs, so an
 # interrupted job resumes where it stopped.
 
 

@@ -1,7 +1,7 @@
 """The training loop: curriculum phases, validation, early stopping, checkpoints, exact resume.
 
 A plain PyTorch loop (no framework hooks to rot across versions). It trains any model with
-any objective `objective(model, batch) -> loss`; the stage functions in `training.py` choose
+any objective `objective(model, batch) -> loss`; the stage functions in `train_stages.py` choose
 both. Why each piece is the way it is:
 
 - Randomness is re-seeded from (seed, phase, epoch) at the start of every epoch, so the batch

@@ -37,7 +37,7 @@ from dpcl.models.build import build_model
 from dpcl.objectives import DeepClusteringObjective, MaskObjective
 from dpcl.tracking import Run, data_version, git_commit
 from dpcl.separate import read_stats
-from dpcl.train import EpochRecord, Objective, TrainState, fit, resolve_device
+from dpcl.train_loop import EpochRecord, Objective, TrainState, fit, resolve_device
 from dpcl.validation import SdriScorer
 
 log = logging.getLogger(__name__)
