@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--mixtures", type=int, default=100, help="test mixtures scored at each mark")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the main job's DPCL uses 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "learning_curves.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the last run's training and its JSON to later marks (same recipe)")
     args = parser.parse_args()
     for stage in ("corpus", "mix", "features"):
         if not (DATA / stage).is_dir():
@@ -93,8 +95,8 @@ def main() -> None:
     from dpcl.validation import SdriScorer
 
     work = DATA / "benchmarks" / "learning_curves"
-    for stale in (work / "checkpoints", work / "model"):  # a fresh training, never a resumed one
-        if stale.exists():
+    for stale in (work / "checkpoints", work / "model"):  # a fresh training unless asked to resume
+        if stale.exists() and not (args.resume and stale.name == "checkpoints"):
             import shutil
 
             shutil.rmtree(stale)
@@ -108,6 +110,13 @@ def main() -> None:
     batches_per_epoch = cfg.max_batches_per_epoch
     rows: list[dict[str, Any]] = []
     seconds = {"train": 0.0}
+    if args.resume:  # the marks reached so far, and the training seconds the checkpoint has behind it
+        rows = [row for row in json.loads(args.out.read_text())["rows"] if row["mark_minutes"] in marks]
+        checkpoints = list((work / "checkpoints").glob("*.pt"))
+        if len(checkpoints) != 1 or not rows:
+            raise SystemExit("--resume needs the last run's checkpoint and JSON: run without it first")
+        history = torch.load(checkpoints[0], map_location="cpu", weights_only=False)["state"]["history"]
+        seconds["train"] = sum(record["epoch_seconds"] for record in history)
     started = time.perf_counter()
 
     def write() -> None:
