@@ -91,6 +91,16 @@ def test_tiny_dpcl_run_lowers_the_loss_and_is_tracked(features_dir, tmp_path):
     assert {"model.pt", "history.csv", "metrics.json"} <= artifacts
 
 
+def chunk_datasets(features_dir):
+    """`fit`'s datasets(chunk_frames) over the fixture's tr and cv features."""
+    stats = features_dir / "stats.json"
+
+    def datasets(chunk):
+        return ChunkDataset(features_dir / "tr.h5", stats, chunk), ChunkDataset(features_dir / "cv.h5", stats, chunk)
+
+    return datasets
+
+
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_interrupted_training_resumes_exactly(features_dir, tmp_path, ema_decay):
     # Two curriculum phases, killed in the second: resuming must cross the phase boundary state too,
@@ -98,10 +108,7 @@ def test_interrupted_training_resumes_exactly(features_dir, tmp_path, ema_decay)
     params = tiny_params(tmp_path, ema_decay=ema_decay,
                          phases=[{"chunk_frames": 50, "epochs": 2, "batch_size": 4, "learning_rate": 3e-3},
                                  {"chunk_frames": 100, "epochs": 2, "batch_size": 2, "learning_rate": 1e-3}])
-    stats = features_dir / "stats.json"
-
-    def datasets(chunk):
-        return ChunkDataset(features_dir / "tr.h5", stats, chunk), ChunkDataset(features_dir / "cv.h5", stats, chunk)
+    datasets = chunk_datasets(features_dir)
 
     def trained(checkpoint, stop_after=None):
         torch.manual_seed(0)
@@ -134,10 +141,7 @@ def test_probe_sees_the_kept_average_each_epoch_and_changes_nothing(features_dir
     # average (what a training keeps), once per epoch, and leave the trained weights as they were.
     params = tiny_params(tmp_path, ema_decay=0.9,
                          phases=[{"chunk_frames": 50, "epochs": 3, "batch_size": 4, "learning_rate": 3e-3}])
-    stats = features_dir / "stats.json"
-
-    def datasets(chunk):
-        return ChunkDataset(features_dir / "tr.h5", stats, chunk), ChunkDataset(features_dir / "cv.h5", stats, chunk)
+    datasets = chunk_datasets(features_dir)
 
     def trained(checkpoint, probe=None):
         torch.manual_seed(0)
