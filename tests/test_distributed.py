@@ -150,7 +150,8 @@ def test_two_ranks_share_batches_and_stay_in_step(trained):
     history = pd.read_csv(io.StringIO(trained.history))
     assert list(history["epoch"]) == list(range(1, EPOCHS + 1))
     val_set = ChunkDataset(tmp / "features" / "cv.h5", stats, CHUNK)
-    single_val = evaluate(model, DeepClusteringObjective(2), val_set, BATCH, cfg, torch.device("cpu"))
+    objective = DeepClusteringObjective(params.mix.n_speakers, params.dpcl.loss_weights)  # as train-dpcl builds it
+    single_val = evaluate(model, objective, val_set, BATCH, cfg, torch.device("cpu"))
     assert history["val_loss"].min() == pytest.approx(single_val, rel=1e-6)
 
     # Rank 0 alone wrote: one output, one checkpoint, one MLflow run with one value per epoch.
