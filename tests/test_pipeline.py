@@ -35,7 +35,7 @@ BASELINES = ["threshold-fixed", "threshold-pit", "unipolar_sigmoid-fixed", "unip
 METHODS = ["dpcl", "dpcl-spectral", "spectral", "ibm", "irm", *(f"baseline-{b}" for b in BASELINES)]
 # What a change of dpcl.embedding_dim reaches: the DPCL training, its two separations and their
 # scores, the cost run (which times DPCL) and the report; never the data or the baselines.
-EMBEDDING_STAGES = {"train_dpcl", "separate_dpcl", "separate_dpcl_spectral", "evaluate_dpcl",
+EMBEDDING_STAGES = {"train_dpcl", "separate_dpcl@dpcl", "separate_dpcl@dpcl-spectral", "evaluate_dpcl",
                     "evaluate_dpcl_spectral", "cost", "report"}
 
 

@@ -2,38 +2,14 @@
 # (src/dpcl/separate.py, evaluate.py, cost_growth.py, report.py).
 
 
+# One rule for both ways of clustering DPCL's embeddings: k-means (dpcl) and spectral (dpcl-spectral).
 rule separate_dpcl:
-    input:
-        mix="data/mix",
-        model="data/models/dpcl",
-        code=[f"{CODE}/{name}.py" for name in SEPARATE_CODE],
-    output:
-        directory("data/separated/dpcl"),
-    params:
-        files=PARAMS_ARGS,
-        split=TEST_SPLIT,
-        corpus=config["corpus"],
-        mix=config["mix"],
-        features=config["features"],
-        separate=config["separate"],
-    log:
-        "logs/separate/dpcl.log",
-    benchmark:
-        "logs/benchmarks/separate/dpcl.tsv"
-    conda:
-        "../envs/dpcl.yaml"
-    shell:
-        "dpcl separate-split {params.files} --method dpcl --mixtures {params.split}"
-        " --model {input.model}/model.pt --out {output} --threads 1 > {log} 2>&1"
-
-
-rule separate_dpcl_spectral:
     input:
         mix="data/mix",
         model="data/models/dpcl",
         code=[f"{CODE}/{name}.py" for name in SPECTRAL_CODE],
     output:
-        directory("data/separated/dpcl-spectral"),
+        directory("data/separated/{dpcl_method}"),
     params:
         files=PARAMS_ARGS,
         split=TEST_SPLIT,
@@ -42,13 +18,13 @@ rule separate_dpcl_spectral:
         features=config["features"],
         separate=config["separate"],
     log:
-        "logs/separate/dpcl-spectral.log",
+        "logs/separate/{dpcl_method}.log",
     benchmark:
-        "logs/benchmarks/separate/dpcl-spectral.tsv"
+        "logs/benchmarks/separate/{dpcl_method}.tsv"
     conda:
         "../envs/dpcl.yaml"
     shell:
-        "dpcl separate-split {params.files} --method dpcl-spectral --mixtures {params.split}"
+        "dpcl separate-split {params.files} --method {wildcards.dpcl_method} --mixtures {params.split}"
         " --model {input.model}/model.pt --out {output} --threads 1 > {log} 2>&1"
 
 
