@@ -54,6 +54,33 @@ def test_mistakes_name_the_key(data, key, fragment):
     assert str(caught.value).startswith(key)
 
 
+@pytest.mark.parametrize("text, key, more", [
+    ("", "corpus", "and 8 more: mix, features, dpcl"),
+    ("# only a comment\n", "corpus", "and 8 more"),
+    ("features:\n  n_fft: 256\n", "corpus", "features.mode"),
+])
+def test_a_params_file_that_leaves_a_key_out_stops_with_its_name(tmp_path, capsys, text, key, more):
+    # The code's own defaults never stand in for params.yaml: one home for every default.
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_params([path])
+    assert caught.value.key == key and more in str(caught.value) and "not stated in" in str(caught.value)
+    assert main(["params", "--params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {key}: not stated in" in err and "Traceback" not in err
+
+
+def test_a_profile_states_only_what_it_changes(tmp_path):
+    profile = tmp_path / "profile.yaml"
+    profile.write_text("dpcl:\n  training:\n    phases:\n      - {chunk_frames: 50, epochs: 1, batch_size: 2}\n")
+    with pytest.raises(ConfigError) as caught:  # a phase is a record: each of its keys is stated
+        load_params([ROOT / "params.yaml", profile])
+    assert caught.value.key == "dpcl.training.phases[0].learning_rate"
+    profile.write_text("mix:\n  counts: {tr: 10}\n")
+    assert load_params([ROOT / "params.yaml", profile]).mix.counts.cv == 300
+
+
 def test_profiles_merge_deeply():
     merged = deep_merge({"mix": {"counts": {"tr": 5, "cv": 2}, "seed": 1}}, {"mix": {"counts": {"tr": 7}}})
     assert merged == {"mix": {"counts": {"tr": 7, "cv": 2}, "seed": 1}}

@@ -370,8 +370,10 @@ def test_perfect_estimates_give_strict_json_and_say_so(tmp_path: Path, backend: 
         shutil.rmtree(estimates / f"s{j}")
         shutil.copytree(mixtures / f"s{j}", estimates / f"s{j}")
     out_csv, out_json = tmp_path / "scores.csv", tmp_path / "scores.json"
-    (tmp_path / "params.yaml").write_text(f"evaluate: {{backend: {backend}}}\n")
-    assert main(["evaluate", "--params", str(tmp_path / "params.yaml"), "--mixtures", str(mixtures),
+    (tmp_path / "backend.yaml").write_text(f"evaluate: {{backend: {backend}}}\n")
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert main(["evaluate", "--params", str(params), "--params", str(tmp_path / "backend.yaml"),
+                 "--mixtures", str(mixtures),
                  "--estimates", str(estimates), "--csv", str(out_csv), "--json", str(out_json)]) == 0
     summary = strict_json(out_json)
     printed = capsys.readouterr().out

@@ -6,8 +6,12 @@ Here every key is declared once, with its type and default, in the dataclasses b
 unknown key, a wrong type or an impossible value stops the run with a message that names
 the key (``mix.counts.tt: must be >= 1, got 0``) and, for typos, the closest valid name.
 
-The defaults below are the single source of truth for the code; params.yaml states the
-values a run uses. Profiles (``profiles/*.yaml``) are partial files deep-merged on top.
+Every default of a run lives in one place, params.yaml: the params files a stage reads
+(params.yaml, then profiles deep-merged on top) must state every key together, and a key none
+of them states stops the run with its name (`load_params`). An empty file therefore never runs
+on other values than the ones a user reads in params.yaml. The dataclass defaults below serve
+only code that builds `Params` itself (tests, a checkpoint's saved params): they are the
+smallest sensible values for that, not the pipeline's.
 """
 
 from __future__ import annotations
@@ -550,7 +554,40 @@ def load_params(paths: Sequence[str | Path] = ("params.yaml",)) -> Params:
         if not isinstance(data, dict):
             raise ConfigError("", f"{path} must hold a mapping of sections, got {type(data).__name__}")
         merged = deep_merge(merged, data)
-    return params_from_dict(merged)
+    params = params_from_dict(merged)
+    missing = _unstated_keys(Params, merged, "")
+    if missing:
+        files = " + ".join(str(p) for p in paths)
+        more = f" (and {len(missing) - 1} more: {', '.join(missing[1:4])}{', ...' if len(missing) > 4 else ''})" \
+            if len(missing) > 1 else ""
+        raise ConfigError(missing[0], f"not stated in {files}{more}: every key lives in params.yaml, "
+                                      "which a profile is merged over; copy the section from there")
+    return params
+
+
+def _unstated_keys(cls: type, data: Any, prefix: str) -> list[str]:
+    """Keys of `cls` (recursively, list items of dataclasses too) that `data` does not state.
+
+    Why: a key left out would silently take the dataclass default, which is not what a user reads
+    in params.yaml. Free-form mappings (`transfer_params`) are values, not sections: not walked.
+    """
+    if not isinstance(data, Mapping):
+        return []
+    hints = typing.get_type_hints(cls)
+    missing = []
+    for field in dataclasses.fields(cls):
+        key = f"{prefix}{field.name}"
+        if field.name not in data:
+            missing.append(key)
+            continue
+        hint, value = hints[field.name], data[field.name]
+        if dataclasses.is_dataclass(hint):
+            missing += _unstated_keys(hint, value, f"{key}.")
+        elif typing.get_origin(hint) is tuple and dataclasses.is_dataclass(typing.get_args(hint)[0]) \
+                and isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                missing += _unstated_keys(typing.get_args(hint)[0], item, f"{key}[{i}].")
+    return missing
 
 
 def params_from_dict(data: Mapping[str, Any]) -> Params:
