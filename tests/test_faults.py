@@ -67,3 +67,41 @@ def test_a_tracking_store_held_locked_stops_training_and_keeps_the_model(feature
         holder.kill()
         holder.wait()
     assert tree_digest(out) == before
+
+
+def test_a_read_only_tracking_store_is_one_line_naming_the_file(tmp_path):
+    # Root writes through any mode bits, so as root the stage runs as `nobody` (setpriv), as a
+    # teammate without write access to a shared store would. The store is made as the owner.
+    import os
+    import shutil
+    import stat
+    import tempfile
+
+    from dpcl.config import TrackingConfig
+    from dpcl.tracking import Run
+
+    as_other_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: no way to be a user the modes bind")
+        as_other_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    with tempfile.TemporaryDirectory(dir="/tmp") as shared:  # tmp_path's parents are private to root
+        shared = Path(shared)
+        shared.chmod(0o755)
+        db = shared / "mlflow.db"
+        cfg = TrackingConfig(uri=f"sqlite:///{db}", artifact_location=str(shared / "artifacts"))
+        Run(cfg, "made-by-the-owner").finish()
+        db.chmod(0o444)
+        before = db.read_bytes()
+        overlay = shared / "store.yaml"
+        overlay.write_text(yaml.safe_dump({"tracking": {"uri": cfg.uri, "artifact_location": cfg.artifact_location}}))
+        overlay.chmod(0o644)
+        done = subprocess.run([*as_other_user, sys.executable, "-m", "dpcl.cli", "ui", "--params", "params.yaml",
+                               "--params", str(overlay), "--port", "5987"],
+                              cwd=Path(__file__).parents[1], env={**os.environ, "HOME": str(shared)},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert lines == [f"dpcl ui: error: the MLflow store {db} is read-only: make it writable "
+                         f"(chmod u+w {db}) or point tracking.uri at another store"], done.stderr
+        assert db.read_bytes() == before and stat.S_IMODE(db.stat().st_mode) == 0o444

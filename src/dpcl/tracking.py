@@ -35,6 +35,25 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len(prefix):]) if uri.startswith(prefix) else None
 
 
+def check_store_writable(db: Path) -> None:
+    """Stop with one line naming the file when a sqlite store cannot be written.
+
+    Why before MLflow opens it: a read-only mlflow.db otherwise surfaces as ~30 lines of
+    SQLAlchemy and sqlite errors from deep inside MLflow, none of which names the file. sqlite
+    also writes a journal beside the database, so its folder must be writable too.
+    """
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrackingError(f"cannot create the MLflow store's folder {db.parent}: {error.strerror}") from None
+    if db.exists() and not os.access(db, os.W_OK):
+        raise TrackingError(f"the MLflow store {db} is read-only: make it writable (chmod u+w {db}) "
+                            "or point tracking.uri at another store")
+    if not os.access(db.parent, os.W_OK | os.X_OK):
+        raise TrackingError(f"the MLflow store {db} sits in a read-only folder ({db.parent}), where sqlite "
+                            "cannot write its journal: make the folder writable or point tracking.uri elsewhere")
+
+
 @contextlib.contextmanager
 def store_lock(uri: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Exclusive lock on a sqlite store (no-op for servers); a stuck lock is a clear error."""
@@ -44,7 +63,7 @@ def store_lock(uri: str, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
         return
     import time
 
-    db.parent.mkdir(parents=True, exist_ok=True)
+    check_store_writable(db)
     with open(db.with_name(db.name + ".lock"), "a") as handle:
         deadline = time.monotonic() + timeout_s
         while True:
