@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import urllib.request
 from pathlib import Path
@@ -96,7 +97,7 @@ def test_the_experiment_opens_on_its_runs_with_a_description(store, tmp_path):
     experiment = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}").get_experiment(experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert "Sort by" in experiment.tags["mlflow.note.content"]
-    assert runs_page(cfg, root, "http://127.0.0.1:5000") == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    assert runs_page(cfg, root, "http://127.0.0.1:5000") == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     assert runs_page(cfg, tmp_path, "http://127.0.0.1:5000") == "http://127.0.0.1:5000"  # no store yet
 
     # A description the team has edited in the UI survives the next training.
@@ -118,7 +119,7 @@ def test_an_impossible_port_is_one_line(tmp_path, capsys, monkeypatch, port):
     from dpcl.cli import main
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text("{}\n")
+    shutil.copy(Path(__file__).resolve().parents[1] / "params.yaml", tmp_path / "params.yaml")
     assert main(["ui", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"port {port} is not a TCP port" in err and "Traceback" not in err
@@ -140,8 +141,16 @@ def test_runs_are_listed_with_their_metrics_and_two_compare(server, store, brows
     from selenium.webdriver.common.keys import Keys
 
     _, experiment_id, run_ids = store
-    # workflowType: MLflow 3 opens an experiment on its GenAI overview unless told it tracks training.
-    browser.get(f"{server.url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+    # Where a new user starts: the root URL, MLflow 3.17's "Welcome to MLflow" in its GenAI mode.
+    # The "Model training" switch, then the experiment under "Recent Experiments", open its runs
+    # (in GenAI mode the same link opens a traces overview: README says to flip the switch).
+    browser.get(f"{server.url}/")
+    wait(browser, text_of("span", "Model training"), "the Model training switch")
+    next(el for el in browser.find_elements(By.XPATH, "//span[text()='Model training']")).click()
+    link = f"a[data-testid='experiment-list-item-link'][href$='/experiments/{experiment_id}']"
+    wait(browser, text_of(link, "dpcl"), "the dpcl experiment under Recent Experiments")
+    browser.find_element(By.CSS_SELECTOR, link).click()
+    wait(browser, lambda d: f"/experiments/{experiment_id}/runs" in d.current_url, "the experiment's runs page")
     for name, run_id in run_ids.items():
         wait(browser, text_of(f"[row-id='{run_id}'] a[href*='/runs/{run_id}']", name), f"row of run {name!r}")
 

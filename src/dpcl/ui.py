@@ -207,7 +207,10 @@ def runs_page(cfg: TrackingConfig, root: Path, server_url: str) -> str:
         experiment = MlflowClient(tracking_uri=backend_store_uri(cfg, root)).get_experiment_by_name(cfg.experiment)
     except Exception:  # an empty or foreign store: the root page still works
         experiment = None
-    return f"{server_url}/#/experiments/{experiment.experiment_id}/runs" if experiment is not None else server_url
+    if experiment is None:
+        return server_url
+    # workflowType: MLflow 3.17 otherwise keeps its GenAI sidebar (traces, judges) around our runs.
+    return f"{server_url}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
 
 
 def serve(cfg: TrackingConfig, port: int = DEFAULT_PORT, root: Path = Path(".")) -> None:
