@@ -293,7 +293,7 @@ def test_a_bad_output_is_refused_before_work_and_nothing_half_written(tmp_path: 
     elif problem == "out_under_a_file":
         (tmp_path / "notes").write_text("a file\n")
         out = tmp_path / "notes" / "out"
-        message = "is a file, not a folder"
+        message = "notes is not a folder"
     else:
         (out / "talk_s2.wav").mkdir(parents=True)
         message = "talk_s2.wav exists and is a folder"

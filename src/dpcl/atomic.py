@@ -78,3 +78,30 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """Atomically write pretty, key-sorted JSON (stable diffs for DVC metrics)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def writable_problem(path: str | Path, kind: str) -> str | None:
+    """Why `path` could not be written as a `kind` ("file" or "folder"), or None if it can.
+
+    Checked before a stage spends minutes on work whose result it then cannot save: the nearest
+    existing ancestor must be a writable folder, and `path` itself, if present, of the right
+    kind and writable. One check for every stage that takes a user's output path.
+    """
+    path = Path(path)
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            return f"{path} is a folder: give a file path"
+        if kind == "folder" and not path.is_dir():
+            return f"{path} is a file: give a folder"
+        if not os.access(path, os.W_OK | (os.X_OK if kind == "folder" else 0)):
+            return f"cannot write {path}: permission denied"
+        if kind == "folder":
+            return None
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot write {path}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot write {path}: {existing} is not writable (permission denied)"
+    return None

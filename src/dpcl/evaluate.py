@@ -33,7 +33,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
-from dpcl.atomic import atomic_path
+from dpcl.atomic import atomic_path, writable_problem
 from dpcl.audio import read_audio
 from dpcl.features import spread_subset
 from dpcl.errors import DpclError
@@ -437,16 +437,9 @@ def summarise(table: pd.DataFrame) -> dict[str, dict[str, float | int | None]]:
 
 def check_writable(path: Path) -> None:
     """Refuse an output path that cannot be written, before any scoring is spent on it."""
-    path = Path(path)
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if path.is_dir():
-        raise EvaluationError(f"{path} is a folder: give a file path")
-    if not parent.is_dir():
-        raise EvaluationError(f"cannot write {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise EvaluationError(f"cannot write {path}: permission denied")
+    problem = writable_problem(path, "file")
+    if problem:
+        raise EvaluationError(problem)
 
 
 def run_evaluate(mixtures_dir: Path, estimates_dir: Path, out_csv: Path, out_json: Path, n_sources: int,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dpcl.atomic import atomic_dir, write_json
+from dpcl.atomic import atomic_dir, writable_problem, write_json
 from dpcl.audio import INT16_SCALE, AudioError, read_audio, resample, write_wav
 from dpcl.config import FeaturesConfig, Params, SeparateConfig, SpectralConfig, params_from_dict
 from dpcl.errors import DpclError
@@ -424,15 +423,9 @@ def estimate_paths(in_path: Path, out_dir: Path, n_sources: int) -> list[Path]:
 def check_output_folder(out_dir: Path, targets: list[Path]) -> None:
     """Refuse, before any work, an --out that is a file, cannot be written, or whose estimate
     names are taken by folders: a traceback after minutes of separation helps nobody."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DpclError(f"--out {out_dir} is a file: give a folder for the estimates")
-    existing = out_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise DpclError(f"--out {out_dir}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise DpclError(f"--out {out_dir}: cannot write in {existing} (permission denied)")
+    problem = writable_problem(out_dir, "folder")
+    if problem:
+        raise DpclError(f"--out: {problem}")
     for target in targets:
         if target.is_dir():
             raise DpclError(f"{target} exists and is a folder: move it, or choose another --out")
