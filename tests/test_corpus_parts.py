@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from dpcl.audio import AudioError
 from dpcl.config import CORPUS_SOURCES, CorpusConfig
 from dpcl.corpus import CorpusError, build_corpus
 from dpcl.corpus.assemble import join_pieces
@@ -147,11 +148,12 @@ def write_sphere(path: Path, coding: str) -> None:
     path.write_bytes(header.ljust(1024, b" ") + bytes(4000))
 
 
-def test_shorten_sphere_gets_the_sph2pipe_advice(tmp_path: Path) -> None:
+def test_a_sphere_coding_not_read_here_stops_the_plan(tmp_path: Path) -> None:
+    """Raw shorten .wv1 files are read (tests/test_sphere.py); an unknown coding fails before any decoding."""
     utterance = tmp_path / "wsj0" / "wsj0" / "si_tr_s" / "011" / "011c0201.wv1"
-    write_sphere(utterance, "pcm,embedded-shorten-v2.00")
+    write_sphere(utterance, "pcm,embedded-wavpack")
     cfg = CorpusConfig(sources=("wsj0",), wsj0_root=str(tmp_path / "wsj0"))
-    with pytest.raises(CorpusError, match=r"011c0201.wv1 is shorten-compressed.*sph2pipe -f wav"):
+    with pytest.raises(AudioError, match=r"011c0201.wv1: NIST SPHERE sample_coding 'pcm,embedded-wavpack' is not"):
         build_corpus(cfg, tmp_path / "corpus")
     assert not (tmp_path / "corpus").exists()
 
@@ -161,7 +163,7 @@ def test_wsj0_reads_pcm_sphere_and_prefers_wav_copies(tmp_path: Path) -> None:
     speaker.mkdir(parents=True)
     tone = 0.1 * np.sin(np.arange(16000) * 0.2)
     sf.write(speaker / "011c0201.wv1", tone, 16000, format="NIST", subtype="PCM_16")  # PCM: readable
-    write_sphere(speaker / "011c0202.wv1", "pcm,embedded-shorten-v2.00")  # converted below
+    write_sphere(speaker / "011c0202.wv1", "pcm,embedded-shorten-v2.00")  # damaged; the .wav beside wins
     sf.write(speaker / "011c0202.wav", tone, 16000)
     (plan,) = plan_wsj0(str(tmp_path))
     assert plan.speaker == "wsj0-011" and plan.language == "en"

@@ -335,20 +335,21 @@ def test_official_lists_mode_reads_wsj0_and_uses_the_tables(tmp_path):
         assert ratio_db == pytest.approx(row.gain_1 - row.gain_2, abs=0.3)
 
 
-def test_shorten_compressed_wv1_asks_for_sph2pipe(tmp_path):
+def test_a_damaged_wv1_is_refused_by_name(tmp_path):
+    """Raw .wv1 files are read directly (tests/test_sphere.py); one with a broken header stops the stage."""
     lists, activlev = make_wsj0(tmp_path)
     wv1 = tmp_path / "wsj0" / "si_tr_s" / "01a" / "01ab0102.wv1"
     wv1.write_bytes(b"NIST_1A\n   1024\nsample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n".ljust(1024)
                     + b"\x00" * 100)
     params = make_params(modes=["min"], official_lists=str(lists), official_activlev=str(activlev),
                          wsj0_root=str(tmp_path))
-    with pytest.raises(AudioError, match=r"01ab0102.wv1 is NIST SPHERE .*shorten.*sph2pipe -f wav"):
+    with pytest.raises(AudioError, match=r"01ab0102.wv1: bad NIST SPHERE header \(no sample_count\)"):
         run_mix(params, tmp_path, tmp_path / "mix")
     assert not (tmp_path / "mix").exists()
 
 
-def test_a_wav_conversion_beside_a_shorten_wv1_is_used(tmp_path):
-    """Following the sph2pipe advice (a .wav next to each .wv1) must make the mix work."""
+def test_a_wav_copy_beside_a_wv1_is_used(tmp_path):
+    """A .wav next to a listed utterance's .wv1 wins: the damaged .wv1 is never read."""
     lists, activlev = make_wsj0(tmp_path)
     wv1 = tmp_path / "wsj0" / "si_tr_s" / "01a" / "01ab0102.wv1"
     samples, rate = sf.read(str(wv1), dtype="float64")

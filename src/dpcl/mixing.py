@@ -118,9 +118,8 @@ def read_corpus_source(path: Path, rate: int) -> np.ndarray:
 
 
 def read_wsj0_source(path: Path, rate: int) -> np.ndarray:
-    """A WSJ0 utterance (16 kHz; `.wav` conversion or uncompressed `.wv1`), resampled to `rate`."""
+    """A WSJ0 utterance (16 kHz; the raw `.wv1`, shorten-compressed or not, or a `.wav` copy), resampled to `rate`."""
     file = _resolve_wsj0_file(path)
-    _refuse_shorten(file)
     samples, _ = read_audio(file, expected_rate=WSJ0_RATE)
     samples = resample(samples, WSJ0_RATE, rate)
     _check_length(samples, rate, file)
@@ -128,25 +127,14 @@ def read_wsj0_source(path: Path, rate: int) -> np.ndarray:
 
 
 def _resolve_wsj0_file(path: Path) -> Path:
-    """The audio of a listed WSJ0 path: a wav conversion beside it wins over the .wv1 itself,
-    since the usual .wv1 is shorten-compressed and unreadable here (the advice below says to
-    convert in place)."""
+    """The audio of a listed WSJ0 path (the lists name `.wav`): a `.wav` copy beside the utterance
+    wins, else the raw `.wv1` itself (NIST SPHERE, read by `read_audio`)."""
     candidates = list(dict.fromkeys([path.with_suffix(".wav"), path, path.with_suffix(".wv1")]))
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise AudioError(f"WSJ0 audio not found: tried {', '.join(map(str, candidates))} "
                      "(mix.wsj0_root must be the folder holding wsj0/)")
-
-
-def _refuse_shorten(path: Path) -> None:
-    """WSJ0's .wv1 files are NIST SPHERE compressed with `shorten`, which libsndfile cannot decode."""
-    with open(path, "rb") as handle:
-        header = handle.read(1024)
-    if header.startswith(b"NIST_1A") and b"shorten" in header:
-        raise AudioError(f"{path} is NIST SPHERE audio compressed with shorten, which cannot be read here; "
-                         f"convert WSJ0 to wav first, e.g. `sph2pipe -f wav {path} {path.with_suffix('.wav')}` "
-                         "for every .wv1 file (keep the folder layout; .wav files beside .wv1 are found)")
 
 
 def measure_level(path: Path, rate: int) -> float:
