@@ -151,8 +151,9 @@ TRAINING = [("--features", PATH, "feature folder from `dpcl features`"), ("--out
 STAGES: dict[str, tuple[Callable[[Params, argparse.Namespace], None], str, list[tuple[str, dict, str]]]] = {
     "corpus": (_corpus, "build speech-by-speaker wavs and a manifest from the configured sources",
                [("--out", PATH, "output folder (data/corpus)")]),
-    "mix": (_mix, "mix utterances with the WSJ0-2mix recipe",
-            [("--corpus", PATH, "corpus folder from `dpcl corpus`"), ("--out", PATH, "output folder (data/mix)")]),
+    "mix": (_mix, "mix utterances with the WSJ0-2mix or LibriMix recipe (mix.recipe)",
+            [("--corpus", {"type": Path, "default": None}, "corpus folder from `dpcl corpus` (not read by recipe "
+              "librimix, nor with mix.official_lists)"), ("--out", PATH, "output folder (data/mix)")]),
     "features": (_features, "STFT features, ideal-binary-mask targets and silence weights to HDF5",
                  [("--mix", PATH, "mixture folder from `dpcl mix`"), ("--out", PATH, "output folder (data/features)")]),
     "train-dpcl": (_train_dpcl, "train the Deep Clustering network (params section dpcl)",

@@ -144,8 +144,12 @@ class SplitCounts:
 
 @dataclasses.dataclass(frozen=True)
 class MixConfig:
-    """Stage `mix`: the WSJ0-2mix recipe (DESIGN.md section 4)."""
+    """Stage `mix`: the WSJ0-2mix recipe (DESIGN.md section 4) or LibriMix's (src/dpcl/librimix.py)."""
 
+    # wsj0-2mix: lists drawn from the corpus (or the official lists with wsj0_root), P.56 levels, dB
+    # gains, common peak. librimix: Libri2Mix/Libri3Mix from their metadata and LibriSpeech; reads
+    # neither the corpus nor counts, max_gain_db, peak and seed.
+    recipe: Literal["wsj0-2mix", "librimix"] = "wsj0-2mix"
     n_speakers: int = 2
     modes: tuple[Literal["min", "max"], ...] = ("min",)
     counts: SplitCounts = SplitCounts()
@@ -159,10 +163,21 @@ class MixConfig:
     official_activlev: str | None = None
     # Root the official lists' paths are relative to (the folder holding wsj0/).
     wsj0_root: str | None = None
+    # Recipe librimix: folder of libri<n>mix_{train-clean-100,dev-clean,test-clean}.csv and their
+    # _info.csv (LibriMix's metadata/Libri2Mix or Libri3Mix, by n_speakers).
+    librimix_metadata: str | None = None
+    # Recipe librimix: folder holding LibriSpeech's train-clean-100/, dev-clean/ and test-clean/.
+    librispeech_root: str | None = None
+    # Recipe librimix: noisy variants written beside mix_clean (`mix/`): mix_both (every speaker +
+    # noise) and/or mix_single (speaker 1 + noise), plus noise/. They need wham_root.
+    librimix_noisy: tuple[Literal["mix_both", "mix_single"], ...] = ()
+    # Folder holding WHAM! noise's tr/, cv/, tt/ (wham_noise), read only for librimix_noisy.
+    wham_root: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         _require(2 <= self.n_speakers <= 4, "n_speakers", f"must be 2, 3 or 4, got {self.n_speakers}")
+        self._check_librimix()
         _require(len(self.modes) > 0 and len(set(self.modes)) == len(self.modes), "modes",
                  f"must list min and/or max once each, got {list(self.modes)}")
         _require(0.0 <= self.max_gain_db <= 20.0, "max_gain_db", f"must be in [0, 20], got {self.max_gain_db}")
@@ -170,6 +185,31 @@ class MixConfig:
         if self.official_lists:
             _require(bool(self.official_activlev) and bool(self.wsj0_root), "official_lists",
                      "needs official_activlev and wsj0_root as well")
+
+    def _check_librimix(self) -> None:
+        """Recipe librimix needs its two folders; its keys elsewhere, and WHAM! noise without a
+        noisy variant to use it (or the reverse), would be silently ignored: refused instead."""
+        noisy = list(self.librimix_noisy)
+        _require(len(set(noisy)) == len(noisy), "librimix_noisy", f"lists a variant twice: {noisy}")
+        if self.recipe != "librimix":
+            for key in ("librimix_metadata", "librispeech_root", "librimix_noisy", "wham_root"):
+                _require(not getattr(self, key), key, f"is read only by recipe librimix (mix.recipe is "
+                         f"{self.recipe!r}): set it to {'[]' if key == 'librimix_noisy' else 'null'}")
+            return
+        _require(self.n_speakers in (2, 3), "n_speakers",
+                 f"recipe librimix has Libri2Mix and Libri3Mix metadata: must be 2 or 3, got {self.n_speakers}")
+        _require(bool(self.librimix_metadata), "librimix_metadata",
+                 f"recipe librimix needs the folder of libri{self.n_speakers}mix_*.csv")
+        _require(bool(self.librispeech_root), "librispeech_root",
+                 "recipe librimix needs the folder holding LibriSpeech's train-clean-100/, dev-clean/, test-clean/")
+        _require(not self.official_lists, "official_lists",
+                 "belongs to recipe wsj0-2mix; recipe librimix reads librimix_metadata (set it to null)")
+        _require(not noisy or bool(self.wham_root), "librimix_noisy",
+                 f"the noisy variants ({', '.join(noisy)}) need WHAM! noise: set mix.wham_root to the folder "
+                 "holding wham_noise's tr/, cv/, tt/, or list none")
+        _require(not self.wham_root or bool(noisy), "wham_root",
+                 "is read only for noisy variants: list mix_both and/or mix_single in librimix_noisy, "
+                 "or set it to null")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -508,6 +548,10 @@ class Params:
     def __post_init__(self) -> None:
         _require(self.features.mode in self.mix.modes, "features.mode",
                  f"{self.features.mode!r} is not among mix.modes {list(self.mix.modes)}")
+        for section in ("dpcl", "baselines"):  # dynamic mixing draws from the corpus, which LibriMix is not
+            _require(self.mix.recipe != "librimix" or not getattr(self, section).training.dynamic_mixing.enabled,
+                     f"{section}.training.dynamic_mixing.enabled",
+                     "mixes the corpus stage's utterances, not LibriSpeech: turn it off with mix.recipe librimix")
 
 
 # --------------------------------------------------------------------------- loading

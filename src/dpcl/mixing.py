@@ -173,7 +173,7 @@ def _mix_and_write(job: _MixJob) -> list[tuple[int, float]]:
     return out
 
 
-def _parallel_map(fn: Callable[[T], R], jobs: Sequence[T], desc: str, workers: int | None) -> list[R]:
+def parallel_map(fn: Callable[[T], R], jobs: Sequence[T], desc: str, workers: int | None) -> list[R]:
     """`map` with progress, in order. workers=None: all cores, but serially for small jobs lists
     where starting processes costs more than it saves; an explicit count is used as given."""
     if workers is None:
@@ -207,13 +207,20 @@ class _Plan:
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)  # source path -> speaker, sex, ...
 
 
-def run_mix(params: Params, corpus_dir: Path, out_dir: Path, workers: int | None = None) -> None:
+def run_mix(params: Params, corpus_dir: Path | None, out_dir: Path, workers: int | None = None) -> None:
     """The stage: lists, levels and mixture wavs for every split and mode, written atomically.
 
     `workers`: processes for reading, mixing and writing (None: all cores when there is enough
-    work). The output does not depend on it.
+    work). The output does not depend on it. `mix.recipe: librimix` goes to src/dpcl/librimix.py;
+    only lists drawn from a corpus read `corpus_dir`.
     """
     cfg, rate = params.mix, params.corpus.sample_rate
+    if cfg.recipe == "librimix":
+        from dpcl.librimix import run_librimix  # it imports this module: loaded here, not at the top
+
+        return run_librimix(params, Path(out_dir), workers)
+    if corpus_dir is None and not cfg.official_lists:
+        raise MixError("the wsj0-2mix recipe draws its lists from the corpus: give the corpus folder (--corpus)")
     with atomic_dir(out_dir) as staging:
         plan = _official_plan(cfg) if cfg.official_lists else _corpus_plan(cfg, rate, Path(corpus_dir), workers)
         for split in SPLITS:
@@ -242,7 +249,7 @@ def _mix_split(plan: _Plan, split: str, staging: Path, cfg: MixConfig, rate: int
                     split_dirs=split_dirs, rate=rate, peak=cfg.peak, reader=plan.reader)
             for name, e in zip(names, entries)]
     log.info("split %s: %d mixtures, modes %s", split, len(jobs), ", ".join(cfg.modes))
-    results = _parallel_map(_mix_and_write, jobs, f"mix {split}", workers)
+    results = parallel_map(_mix_and_write, jobs, f"mix {split}", workers)
     summary = {}
     for m, (mode, split_dir) in enumerate(split_dirs):
         rows = [_csv_row(plan, job, e, *result[m], rate) for job, e, result in zip(jobs, entries, results)]
@@ -273,7 +280,7 @@ def _corpus_plan(cfg: MixConfig, rate: int, corpus_dir: Path, workers: int | Non
                                      cfg.max_gain_db, rng)
     files = [corpus_dir / p for p in manifest["path"]]
     log.info("measuring the P.56 active level of %d utterances", len(files))
-    levels = _parallel_map(_measure_level_job, [(f, rate) for f in files], "levels", workers)
+    levels = parallel_map(_measure_level_job, [(f, rate) for f in files], "levels", workers)
     columns = ["speaker", *(c for c in SPEAKER_ATTRIBUTES if c in manifest.columns)]
     attributes = {row["path"]: {c: row[c] for c in columns} for row in manifest.to_dict("records")}
     return _Plan(lists=lists, levels=dict(zip(manifest["path"].map(utterance_id), levels)), root=corpus_dir,
