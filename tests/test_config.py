@@ -130,3 +130,12 @@ def test_a_closed_pipe_ends_dpcl_params_quietly():
     writer.wait(timeout=120)
     assert writer.returncode == 0
     assert b"Traceback" not in err and b"BrokenPipe" not in err
+
+
+def test_a_config_error_crosses_a_process_boundary_whole():
+    # A worker pool pickles the error it raised; the default pickling lost the key and broke the pool.
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ConfigError("mix.counts.tt", "must be >= 1, got 0")))
+    assert (error.key, error.detail, str(error)) == ("mix.counts.tt", "must be >= 1, got 0",
+                                                     "mix.counts.tt: must be >= 1, got 0")

@@ -36,6 +36,11 @@ class ConfigError(DpclError, ValueError):
         self.detail = message
         super().__init__(f"{key}: {message}" if key else message)
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from (key, message) when it crosses a process boundary (a worker pool): the
+        # default pickling passes the one formatted string and the rebuild fails.
+        return (type(self), (self.key, self.detail))
+
 
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
