@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 
@@ -52,24 +51,6 @@ def curve_params(threads_dir: Path, epochs: int) -> Any:
     return params_from_dict(deep_merge(base, overlay))
 
 
-def ibm_sdri(params: Any, names: list[str]) -> float:
-    """Mean SDRi of the ideal binary mask on the same test mixtures: the ceiling of every share."""
-    from dpcl.audio import read_audio
-    from dpcl.evaluate import score_mixture
-    from dpcl.separate import oracle_separation
-    from dpcl.stft import Stft
-
-    split = DATA / "mix" / params.features.mode / "tt"
-    stft = Stft.from_config(params.features)
-    scores = []
-    for name in names:
-        mix, rate = read_audio(split / "mix" / name)
-        sources = [read_audio(split / f"s{i + 1}" / name)[0] for i in range(params.mix.n_speakers)]
-        estimates = oracle_separation(mix, sources, "ibm", stft, params.features).estimates
-        scores.append(score_mixture(mix, np.stack(sources), estimates, rate, "fast")["sdri"])
-    return float(np.mean(scores))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", nargs="+", type=float, default=[15, 30, 60, 120])
@@ -89,7 +70,6 @@ def main() -> None:
     torch.set_flush_denormal(True)
 
     from dpcl.config import params_to_dict
-    from dpcl.features import mixture_names, spread_subset
     from dpcl.separate import read_stats
     from dpcl.train_stages import train_dpcl
     from dpcl.validation import SdriScorer
@@ -103,9 +83,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     params = curve_params(work, epochs=10_000)
     stats = read_stats(DATA / "features" / "stats.json", params.features.n_bins)
-    names = spread_subset(mixture_names(DATA / "mix", params.features.mode, "tt"), args.mixtures)
     test = SdriScorer(params, DATA / "mix", stats, args.mixtures, split="tt")
-    ceiling = ibm_sdri(params, names)
+    ceiling = test.ibm()
     cfg = params.dpcl.training
     batches_per_epoch = cfg.max_batches_per_epoch
     rows: list[dict[str, Any]] = []
@@ -124,7 +103,7 @@ def main() -> None:
         args.out.write_text(json.dumps({
             "machine": {"cpus": os.cpu_count(), "threads": args.threads, "platform": platform.platform()},
             "recipe": {"dpcl": params_to_dict(params.dpcl), "separate": params_to_dict(params.separate)},
-            "test_mixtures": len(names), "ibm_sdri": round(ceiling, 3), "rows": rows}, indent=2) + "\n")
+            "test_mixtures": len(test.items), "ibm_sdri": round(ceiling, 3), "rows": rows}, indent=2) + "\n")
 
     def probe(model: torch.nn.Module, record: Any) -> None:
         seconds["train"] += record.epoch_seconds

@@ -37,7 +37,6 @@ import json
 import multiprocessing
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
@@ -87,45 +86,38 @@ def variant_params(overlay: dict[str, Any], epochs: int, batches: int, tmp: Path
     return params_from_dict(deep_merge(merged, overlay))
 
 
-def subset_names(count: int) -> list[str]:
-    """`count` test mixtures spread over the split (the same for every variant)."""
-    from dpcl.features import mixture_names, spread_subset
-
-    return spread_subset(mixture_names(DATA / "mix", "min", "tt"), count)
-
-
-def score_model(model_path: Path, names: list[str]) -> dict[str, float]:
-    """Mean SDRi of a DPCL model (k-means, hard and soft masks) and of the IBM on the same mixtures.
+def score_model(model_path: Path, count: int) -> dict[str, float]:
+    """Mean SDRi of a DPCL model (k-means, hard and soft masks) and of the IBM on `count` test
+    mixtures spread over the split (the same for every variant).
 
     `sdri` and `si_sdri` are those of the variant's own `separate` settings; `sdri_hard` and
     `sdri_soft` show what the mask kind alone is worth on the same embeddings.
     """
     from dataclasses import replace
 
-    from dpcl.audio import read_audio
     from dpcl.evaluate import score_mixture
-    from dpcl.separate import Separator, oracle_separation
+    from dpcl.separate import Separator, read_stats
+    from dpcl.validation import SdriScorer
 
     own = Separator(model_path, None)
+    stats = read_stats(DATA / "features" / "stats.json", own.params.features.n_bins)
+    test = SdriScorer(own.params, DATA / "mix", stats, count, split="tt")  # the mixtures and the IBM's ceiling
     engines = {kind: Separator(model_path, None, replace(own.config, soft=(kind == "soft")))
                for kind in ("hard", "soft")}
-    split = DATA / "mix" / "min" / "tt"
     rows = []
-    for name in names:
-        mix, rate = read_audio(split / "mix" / name)
-        sources = np.stack([read_audio(split / f"s{i}" / name)[0] for i in (1, 2)])
+    for mix, sources, *_ in test.items:
         row = {}
         for kind, engine in engines.items():
-            scores = score_mixture(mix, sources, engine.separate(mix, rate), rate, "fast")
+            scores = score_mixture(mix, sources, engine.separate(mix, own.params.corpus.sample_rate),
+                                   own.params.corpus.sample_rate, "fast")
             row[f"sdri_{kind}"], row[f"si_sdri_{kind}"] = scores["sdri"], scores["si_sdri"]
-        ibm = oracle_separation(mix, list(sources), "ibm", own.stft, own.features).estimates
-        row["ibm_sdri"] = score_mixture(mix, sources, ibm, rate, "fast")["sdri"]
         rows.append(row)
     means = pd.DataFrame(rows).mean()
+    ceiling = test.ibm()
     kind = "soft" if own.config.soft else "hard"
     return {"sdri": float(means[f"sdri_{kind}"]), "si_sdri": float(means[f"si_sdri_{kind}"]),
             "sdri_hard": float(means["sdri_hard"]), "sdri_soft": float(means["sdri_soft"]),
-            "ibm_sdri": float(means["ibm_sdri"]), "ibm_share": float(means[f"sdri_{kind}"] / means["ibm_sdri"])}
+            "ibm_sdri": ceiling, "ibm_share": float(means[f"sdri_{kind}"] / ceiling)}
 
 
 def keep_speakers(corpus: Path, share: float, out: Path) -> Path:
@@ -159,12 +151,17 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, int, float]) -> dict[s
     out.mkdir(parents=True, exist_ok=True)
     params = variant_params(overlay, epochs, batches, out)
     corpus = DATA / "corpus" if share >= 1.0 else keep_speakers(DATA / "corpus", share, out / "corpus")
-    started = time.perf_counter()
     state = train_dpcl(params, DATA / "features", out / "model", out / "checkpoints", corpus_dir=corpus,
                        mix_dir=DATA / "mix")
-    seconds = time.perf_counter() - started
-    scores = score_model(out / "model" / "model.pt", subset_names(mixtures))
+    # The epochs' own seconds, so a variant resumed from its finished checkpoint keeps its cost.
+    seconds = sum(r.epoch_seconds for r in state.history)
+    scores = score_model(out / "model" / "model.pt", mixtures)
+    manifest = pd.read_csv(corpus / "manifest.csv", dtype=str, keep_default_na=False)
+    training = manifest[manifest["split"] != "tt"]
     return {"variant": name, "train_minutes": round(seconds / 60, 2), "batches": epochs * batches,
+            "training_speakers": int(training["speaker"].nunique()),
+            "training_hours": round(float(pd.to_numeric(training["duration"]).sum()) / 3600, 2)
+            if "duration" in training else None,
             "best_val_loss": min(r.val_loss for r in state.history), **{k: round(v, 3) for k, v in scores.items()}}
 
 
@@ -192,14 +189,22 @@ def main() -> None:
     else:
         jobs = [(name, LEVERS[name], args.epochs, args.batches, args.mixtures, 1.0) for name in args.levers]
     context = multiprocessing.get_context("spawn")
+    rows: list[dict[str, Any]] = []
+
+    def write() -> None:  # after every finished row: a failure later keeps what was measured
+        from dpcl.atomic import write_text
+
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(args.out, json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                                         "epochs": args.epochs, "batches_per_epoch": args.batches,
+                                         "test_mixtures": args.mixtures, "rows": rows}, indent=2) + "\n")
+
     with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-        rows = list(pool.map(run_variant, jobs))
-    table = pd.DataFrame(rows)
-    print(table.to_string(index=False))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-                                    "epochs": args.epochs, "batches_per_epoch": args.batches,
-                                    "test_mixtures": args.mixtures, "rows": rows}, indent=2) + "\n")
+        for row in pool.map(run_variant, jobs):
+            rows.append(row)
+            write()
+            print(f"{row['variant']}: {json.dumps(row)}", flush=True)
+    print(pd.DataFrame(rows).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dpcl.config import Params
 from dpcl.evaluate import score_mixture
 from dpcl.features import mixture_names, spread_subset
 from dpcl.masks import apply_masks, kmeans_masks
-from dpcl.separate import log_magnitude
+from dpcl.separate import log_magnitude, oracle_separation
 from dpcl.stft import Stft
 
 
@@ -55,4 +55,12 @@ class SdriScorer:
                 estimates = apply_masks(spec, masks, self.stft, len(mix))
                 scores.append(score_mixture(mix, sources, estimates, self.params.corpus.sample_rate, "fast")["sdri"])
         model.train(was_training)
+        return float(np.mean(scores))
+
+    def ibm(self) -> float:
+        """Mean SDRi of the ideal binary mask on the same mixtures: the ceiling a share is taken of."""
+        rate = self.params.corpus.sample_rate
+        scores = [score_mixture(mix, sources, oracle_separation(mix, list(sources), "ibm", self.stft,
+                                                                self.params.features).estimates, rate, "fast")["sdri"]
+                  for mix, sources, *_ in self.items]
         return float(np.mean(scores))
