@@ -1,4 +1,5 @@
-"""The Snakemake profiles under profiles/snakemake/: a Slurm cluster, and the team's MLflow server.
+"""The Snakemake profiles under profiles/snakemake/ (a Slurm cluster, the team's MLflow server) and
+the standard-corpus params profiles (profiles/wsj0-2mix.yaml, profiles/libri2mix.yaml).
 
 There is no Slurm cluster here. A dry run never reaches the executor (Snakemake swaps in its own
 `dryrun` one), so it shows the DAG and the resources Snakemake gives each job, not what is
@@ -58,13 +59,14 @@ def job_counts(out: str) -> dict[str, int]:
 
 
 def jobs(out: str) -> list[dict]:
-    """One dict per planned job: rule, threads, resources (name -> text), shell command."""
+    """One dict per planned job: rule, inputs, threads, resources (name -> text), shell command."""
     planned = []
     for block in re.split(r"\n(?=rule \w+:)", out)[1:]:
         fields = dict(re.findall(r"^    (\w+): (.*)$", block, flags=re.M))
         shell = re.search(r"^Shell command: (.*)$", block, flags=re.M)
         planned.append({
             "rule": re.match(r"rule (\w+):", block).group(1),
+            "inputs": [path for path in fields.get("input", "").split(", ") if path],
             "threads": int(fields.get("threads", 1)),
             "resources": dict(item.split("=", 1) for item in fields.get("resources", "").split(", ") if item),
             "shell": shell.group(1) if shell else "",
@@ -173,3 +175,86 @@ def test_team_dvc_remote_stays_out_of_the_committed_config(project_copy, tmp_pat
     assert (project_copy / ".dvc" / "config").read_text() == committed
     assert str(remote) in (project_copy / ".dvc" / "config.local").read_text()
     run(["git", "check-ignore", "--quiet", ".dvc/config.local"], cwd=project_copy)  # never committed
+
+
+# --------------------------------------------------------------------------- standard corpora
+
+# profile -> the mix inputs that stand in for data/corpus (MIX_SOURCES in workflow/rules/common.smk).
+STANDARD = {
+    "wsj0-2mix": {"official_lists": "lists", "official_activlev": "activlev", "wsj0_root": None},
+    "libri2mix": {"librimix_metadata": "metadata", "librispeech_root": None},
+}
+
+
+def leaves(data: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted key -> value of every scalar or list in a nested mapping."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def stand_in_overlay(tmp_path: Path, profile: str) -> tuple[Path, dict[str, Path]]:
+    """A params overlay pointing the profile's EDIT paths at empty folders made here."""
+    folders = {key: tmp_path / "standard" / key for key in STANDARD[profile]}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    overlay = tmp_path / f"{profile}-paths.yaml"
+    overlay.write_text(yaml.safe_dump({"mix": {key: str(folder) for key, folder in folders.items()}}))
+    return overlay, folders
+
+
+@pytest.mark.parametrize("profile", sorted(STANDARD))
+def test_standard_corpus_profile_merges_into_gpu_sized_paper_params(profile):
+    path = ROOT / "profiles" / f"{profile}.yaml"
+    base, params = load_params([ROOT / "params.yaml"]), load_params([ROOT / "params.yaml", path])
+    assert params.mix.recipe == ("librimix" if profile == "libri2mix" else "wsj0-2mix")
+    for key in STANDARD[profile]:  # an EDIT placeholder the user replaces; validation needs no folder
+        assert getattr(params.mix, key), key
+    dpcl = params.dpcl
+    assert dpcl.size == "paper" and (dpcl.network.layers, dpcl.network.hidden) == (4, 600)
+    assert dpcl.training.device == "cuda" and dpcl.training.max_batches_per_epoch == 0
+    frames = [phase.chunk_frames * phase.batch_size for phase in dpcl.training.phases]
+    base_frames = [phase.chunk_frames * phase.batch_size for phase in base.dpcl.training.phases]
+    assert min(frames) >= 4 * max(base_frames), frames  # GPU-sized steps
+    assert [p.chunk_frames for p in dpcl.training.phases] == [100, 400]  # the DPCL++ curriculum
+    assert not dpcl.training.dynamic_mixing.enabled  # draws from the corpus stage, which does not run
+    # A profile states only what it changes: every value differs from params.yaml's.
+    stated = leaves(yaml.safe_load(path.read_text()))
+    defaults = leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert [key for key, value in stated.items() if defaults.get(key, object()) == value] == []
+
+
+@pytest.mark.parametrize("profile", sorted(STANDARD))
+def test_standard_corpus_profile_plans_the_pipeline_without_the_corpus_stage(project_copy, tmp_path, profile):
+    overlay, folders = stand_in_overlay(tmp_path, profile)
+    files = ["params.yaml", f"profiles/{profile}.yaml", str(overlay)]
+    out = dry_run(project_copy, "--cores", "2", "--configfile", *files[1:])
+    counts = job_counts(out)
+    default = job_counts(dry_run(project_copy, "--cores", "2"))
+    assert "corpus" not in counts and counts.get("mix") == 1, counts
+    assert counts == {rule: n for rule, n in default.items() if rule != "corpus"}  # the rest of the DAG as ever
+
+    mix, dpcl = one_job(out, "mix"), one_job(out, "train_dpcl")
+    lists = {str(folders[key]) for key, role in STANDARD[profile].items() if role}
+    assert lists <= set(mix["inputs"]) and "data/corpus" not in mix["inputs"], mix["inputs"]
+    assert {"src/dpcl/mixing.py", "src/dpcl/mixlists.py", "src/dpcl/librimix.py"} <= set(mix["inputs"])
+    assert "data/corpus" not in dpcl["inputs"] and "data/mix" in dpcl["inputs"], dpcl["inputs"]
+    for job in (mix, dpcl):
+        assert "--corpus" not in job["shell"], job["shell"]
+    for job in jobs(out):
+        if job["rule"] != "all":  # every stage reads params.yaml, the profile and the overlay, in order
+            found = re.findall(r"--params (\S+)", job["shell"])  # Snakemake makes the overlays absolute
+            assert [(project_copy / f).resolve() for f in found] == [(project_copy / f).resolve() for f in files]
+
+
+@pytest.mark.parametrize("profile", sorted(STANDARD))
+def test_standard_corpus_profile_left_unedited_stops_at_the_missing_lists(project_copy, profile):
+    result = snakemake(project_copy, "--dry-run", "--cores", "2", "--configfile", f"profiles/{profile}.yaml")
+    out = result.stdout + result.stderr
+    placeholder = next(str(value) for key, value in yaml.safe_load(
+        (ROOT / "profiles" / f"{profile}.yaml").read_text())["mix"].items() if STANDARD[profile].get(key))
+    assert result.returncode != 0 and "MissingInputException" in out and placeholder in out, out

@@ -4,6 +4,11 @@ Both tools are asked for their own view on a copy of the project: Snakemake thro
 the jobs of a dry run of the whole DAG, DVC through its repository index (matrix stages
 expanded by DVC itself). A stage added to one but not the other, or a path or command that
 differs, fails here.
+
+Compared on params.yaml, the recipe dvc.yaml wires (lists drawn from the corpus stage). The one
+switch dvc.yaml cannot make, a mix and a DPCL training without the corpus stage when the mixtures
+come from wsj0-2mix's official lists or LibriMix's metadata (workflow/rules/common.smk), is checked
+by the dry runs of the standard-corpus profiles in tests/test_profiles.py.
 """
 
 from __future__ import annotations

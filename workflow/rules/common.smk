@@ -17,6 +17,21 @@ SEPARATE_CODE = ["masks", "separate", "stft", "features"]
 # The spectral methods and the cost run read these too (dvc.yaml lists the same files).
 SPECTRAL_CODE = [*SEPARATE_CODE, "spectral"]
 COST_CODE = [*SPECTRAL_CODE, "evaluate", "cost_growth"]
+# Where the mixtures come from: lists drawn from the corpus stage, or a standard corpus's own lists
+# (wsj0-2mix's official lists, LibriMix's metadata), which need no corpus stage. The mix rule then
+# takes those list folders as its inputs instead of data/corpus, and DPCL's training takes the
+# corpus only when the mix does or dynamic mixing draws from it (refused with LibriMix).
+# dvc.yaml cannot branch: it wires the default, the corpus.
+MIX_FROM_CORPUS = PARAMS.mix.recipe == "wsj0-2mix" and not PARAMS.mix.official_lists
+if MIX_FROM_CORPUS:
+    MIX_SOURCES = {"corpus": "data/corpus"}
+elif PARAMS.mix.recipe == "librimix":
+    MIX_SOURCES = {"metadata": PARAMS.mix.librimix_metadata}
+else:
+    MIX_SOURCES = {"lists": PARAMS.mix.official_lists, "activlev": PARAMS.mix.official_activlev}
+DPCL_CORPUS = (
+    {"corpus": "data/corpus"} if MIX_FROM_CORPUS or PARAMS.dpcl.training.dynamic_mixing.enabled else {}
+)
 BASELINE_RUNS = PARAMS.baselines.runs
 ORACLES = ["ibm", "irm"]
 # spectral: classical spectral clustering, no model; dpcl-spectral: the DPCL embeddings clustered
@@ -24,3 +39,8 @@ ORACLES = ["ibm", "irm"]
 METHODS = ["dpcl", "dpcl-spectral", "spectral", *ORACLES, *(f"baseline-{run}" for run in BASELINE_RUNS)]
 # Every method is scored on the test split of the mixture mode the features use.
 TEST_SPLIT = f"data/mix/{PARAMS.features.mode}/tt"
+
+
+def corpus_flag(wildcards, input):
+    """`--corpus data/corpus` for a rule whose inputs hold the corpus stage's output, else nothing."""
+    return f"--corpus {input.corpus}" if "corpus" in input.keys() else ""

@@ -19,14 +19,16 @@ rule corpus:
         "dpcl corpus {params.files} --out {output} > {log} 2>&1"
 
 
+# The corpus stage's output, or the standard corpus's lists when mix reads those (MIX_SOURCES).
 rule mix:
     input:
-        corpus="data/corpus",
-        code=[f"{CODE}/audio.py", f"{CODE}/activlev.py", f"{CODE}/mixing.py"],
+        **MIX_SOURCES,
+        code=[f"{CODE}/{name}.py" for name in ["audio", "activlev", "mixing", "mixlists", "librimix"]],
     output:
         directory("data/mix"),
     params:
         files=PARAMS_ARGS,
+        corpus_flag=corpus_flag,
         corpus=config["corpus"],
         mix=config["mix"],
     log:
@@ -36,7 +38,7 @@ rule mix:
     conda:
         "../envs/dpcl.yaml"
     shell:
-        "dpcl mix {params.files} --corpus {input.corpus} --out {output} > {log} 2>&1"
+        "dpcl mix {params.files} {params.corpus_flag} --out {output} > {log} 2>&1"
 
 
 rule features:

@@ -5,8 +5,8 @@
 
 rule train_dpcl:
     input:
-        # corpus: dynamic mixing draws from its tr utterances; mix: validation SDRi separates cv.
-        corpus="data/corpus",
+        # corpus (DPCL_CORPUS): dynamic mixing draws from its tr utterances; mix: validation SDRi separates cv.
+        **DPCL_CORPUS,
         mix="data/mix",
         features="data/features",
         code=[f"{CODE}/{name}.py" for name in [*TRAINING_CODE, *DPCL_TRAINING_CODE]],
@@ -14,6 +14,7 @@ rule train_dpcl:
         directory("data/models/dpcl"),
     params:
         files=PARAMS_ARGS,
+        corpus_flag=corpus_flag,
         corpus=config["corpus"],
         features=config["features"],
         mix=config["mix"],
@@ -32,7 +33,7 @@ rule train_dpcl:
         "../envs/dpcl.yaml"
     shell:
         "dpcl train-dpcl {params.files} --features {input.features} --out {output}"
-        " --checkpoints data/checkpoints --threads {threads} --corpus {input.corpus} --mix {input.mix} > {log} 2>&1"
+        " --checkpoints data/checkpoints --threads {threads} {params.corpus_flag} --mix {input.mix} > {log} 2>&1"
 
 
 rule train_baseline:

@@ -4,7 +4,7 @@ TTS voices need text; fixed, versioned Debian files keep the corpus reproducible
 shipping text in the repository. Only plain single sentences are kept (letters, spaces and
 light punctuation, one final stop): quotations, dialogues, lists and ASCII art would be read
 out as noise or run far longer than an utterance. `fortunes` alone (package fortunes-min)
-yields 280 such sentences, too few for 400 utterances per voice (profiles/paper.yaml), so
+yields 280 such sentences, too few for 400 utterances per voice (params.yaml), so
 the collections below (package `fortunes`) are read too: about 2,100 sentences.
 """
 
