@@ -519,8 +519,8 @@ def _page(paper: pd.DataFrame, summary: pd.DataFrame, breakdowns: dict[str, pd.D
         "<h1>Deep Clustering against neuron-model baselines</h1>",
         f"<h2>Results on {_mixtures_words(goal)}</h2>",
         _paper_html(paper),
-        f"<p>Means over the {html.escape(goal['test_mixtures'])} mixtures of the test split "
-        f"({n_mixtures} in all): speakers unseen in training and validation. SDRi: bss_eval sources "
+        f"<p>Means over {_mixtures_words(goal)} ({n_mixtures} in the test split): speakers unseen "
+        "in training and validation. SDRi: bss_eval sources "
         "SDR improvement over the unprocessed mixture (params evaluate.backend: mir_eval, or "
         "fast_bss_eval's numpy backend, the same scores to 1e-3 dB); SI-SDRi likewise for SI-SDR. "
         "Oracles (ibm, irm) are the ceiling of masking methods.</p>",
