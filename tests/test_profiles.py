@@ -25,6 +25,7 @@ import yaml
 
 from conftest import ROOT, run, tool_env
 from dpcl.config import load_params
+from dpcl.tracking import flatten
 
 SLURM = "profiles/snakemake/slurm"
 TEAM = "profiles/snakemake/team"
@@ -186,17 +187,6 @@ STANDARD = {
 }
 
 
-def leaves(data: dict, prefix: str = "") -> dict[str, object]:
-    """Dotted key -> value of every scalar or list in a nested mapping."""
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(leaves(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def stand_in_overlay(tmp_path: Path, profile: str) -> tuple[Path, dict[str, Path]]:
     """A params overlay pointing the profile's EDIT paths at empty folders made here."""
     folders = {key: tmp_path / "standard" / key for key in STANDARD[profile]}
@@ -223,8 +213,8 @@ def test_standard_corpus_profile_merges_into_gpu_sized_paper_params(profile):
     assert [p.chunk_frames for p in dpcl.training.phases] == [100, 400]  # the DPCL++ curriculum
     assert not dpcl.training.dynamic_mixing.enabled  # draws from the corpus stage, which does not run
     # A profile states only what it changes: every value differs from params.yaml's.
-    stated = leaves(yaml.safe_load(path.read_text()))
-    defaults = leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    stated = flatten(yaml.safe_load(path.read_text()))
+    defaults = flatten(yaml.safe_load((ROOT / "params.yaml").read_text()))
     assert [key for key, value in stated.items() if defaults.get(key, object()) == value] == []
 
 
