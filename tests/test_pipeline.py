@@ -4,8 +4,8 @@ git repository, as a team would use it.
 One project is built once by Snakemake (the module fixture); the tests then take it, in file
 order, through what must hold afterwards: DVC finds nothing to redo; the outputs pushed to the
 default DVC remote pull into a fresh clone; the pipeline's MLflow runs are listed and compared
-in a real browser; a pipeline interrupted mid-training resumes to the same model; a `dvc exp
-run -S` sweep re-runs exactly the stages its param reaches, leaves Snakemake nothing to do, and
+in a real browser; a deleted model is made again, and its training interrupted mid-way resumes
+to the same weights; a `dvc exp run -S` sweep re-runs exactly the stages its param reaches, leaves Snakemake nothing to do, and
 is listed by `dvc exp show` and MLflow, and Snakemake re-runs exactly those stages going back;
 DVC builds the same data from nothing.
 """
@@ -208,11 +208,19 @@ def test_the_pipelines_runs_are_listed_with_metrics_and_compared_in_a_browser(pr
         assert dpcl_name in page and baseline_name in page
 
 
-def test_a_pipeline_interrupted_mid_training_resumes_to_the_same_model(project):
-    reference = model_weights(project / "data" / "models" / "dpcl" / "model.pt")
+def test_a_deleted_model_is_made_again_and_an_interrupted_training_resumes_to_the_same_weights(project):
+    # A user deletes the model: `all` reaches it (it was "Nothing to be done" while its consumers
+    # were current), and `snakemake data/models/dpcl` (README, "Recovering") trains it again; that
+    # training is interrupted as Ctrl-C would, and the next start resumes to the very same weights.
+    import shutil
+
+    model = project / "data" / "models" / "dpcl"
+    reference = model_weights(model / "model.pt")
+    shutil.rmtree(model)
     for checkpoint in (project / "data" / "checkpoints").glob("dpcl*"):
         checkpoint.unlink()
-    command = ["snakemake", "--cores", "2", "--forcerun", "train_dpcl", "--until", "train_dpcl"]
+    assert "train_dpcl" in snakemake_pending(project)
+    command = ["snakemake", "--cores", "2", "data/models/dpcl"]
     first = subprocess.Popen(command, cwd=project, env=tool_env(), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
@@ -220,15 +228,22 @@ def test_a_pipeline_interrupted_mid_training_resumes_to_the_same_model(project):
         assert first.poll() is None, f"the training ended before its first checkpoint was seen:\n{first.stdout.read()}"
         assert time.monotonic() < deadline, "no checkpoint within 300 s"
         time.sleep(0.02)
+    seen = {p.name: round(time.time() - p.stat().st_mtime, 2) for p in (project / "data" / "checkpoints").glob("dpcl*")}
     os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
-    output = first.communicate(timeout=120)[0]
-    assert first.returncode != 0, output
-    assert not (project / "data" / "models" / "dpcl").exists(), "an interrupted training left an output"
+    try:
+        output = first.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired as late:  # never leave it holding the project's locks for the next tests
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        output = f"(still running 120 s after SIGINT: killed)\n{late.output}"
+    training_log = (project / "logs" / "train_dpcl.log").read_text()[-3000:]
+    assert first.returncode != 0, f"not interrupted (checkpoint ages when seen, s: {seen}):\n{output}\n{training_log}"
+    assert not model.exists(), "an interrupted training left an output"
 
-    again = run(["snakemake", "--cores", "2", "--until", "train_dpcl"], cwd=project)
+    again = run(command, cwd=project)
     assert snakemake_jobs_run(again.stderr) == {"train_dpcl"}
     assert "resuming from" in (project / "logs" / "train_dpcl.log").read_text()
-    resumed = model_weights(project / "data" / "models" / "dpcl" / "model.pt")
+    resumed = model_weights(model / "model.pt")
     assert resumed.keys() == reference.keys()
     for key, tensor in reference.items():
         assert resumed[key].equal(tensor), f"{key} differs after the resumed training"
@@ -237,10 +252,11 @@ def test_a_pipeline_interrupted_mid_training_resumes_to_the_same_model(project):
 
 
 def test_a_param_sweep_reruns_exactly_what_it_reaches_under_either_tool_and_is_listed(project):
-    """`dvc exp run -S` is `dvc repro` after a param change: each value re-runs exactly the stages
-    the param reaches, Snakemake then adopts them, and both `dvc exp show` and MLflow list the
-    sweep; going back to the committed value under Snakemake re-runs those stages once more."""
-    for dim in (8, 12):
+    """`dvc exp run -S` is `dvc repro` after a param change: the new value re-runs exactly the
+    stages the param reaches, Snakemake then adopts them, and both `dvc exp show` and MLflow list
+    the experiment; going back to the committed value under Snakemake re-runs those stages once
+    more. One value: a second one repeated the same path for three CI minutes."""
+    for dim in (8,):
         ran = run(["dvc", "exp", "run", "-S", f"dpcl.embedding_dim={dim}", "-n", f"dim{dim}"], cwd=project,
                   timeout=900)
         assert dvc_stages_run(ran.stdout) == EMBEDDING_STAGES
@@ -252,7 +268,7 @@ def test_a_param_sweep_reruns_exactly_what_it_reaches_under_either_tool_and_is_l
 
     def collect(node) -> None:
         if isinstance(node, dict):
-            if node.get("name") in ("dim8", "dim12") and isinstance(node.get("data"), dict):
+            if node.get("name") == "dim8" and isinstance(node.get("data"), dict):
                 listed[node["name"]] = node["data"]
             for value in node.values():
                 collect(value)
@@ -261,14 +277,14 @@ def test_a_param_sweep_reruns_exactly_what_it_reaches_under_either_tool_and_is_l
                 collect(value)
 
     collect(table)
-    assert listed.keys() == {"dim8", "dim12"}, json.dumps(table)[:2000]
+    assert listed.keys() == {"dim8"}, json.dumps(table)[:2000]
     for name, data in listed.items():
         assert data["params"]["params.yaml"]["data"]["dpcl"]["embedding_dim"] == int(name[3:])
         assert "dpcl_share_of_ibm" in json.dumps(data["metrics"])
     by_experiment: dict[str, list] = {}
     for record in tracked_runs(project):
         by_experiment.setdefault(record.data.tags.get("dvc_experiment"), []).append(record)
-    for name in ("dim8", "dim12"):
+    for name in ("dim8",):
         trained = [r for r in by_experiment.get(name, []) if r.info.run_name.startswith("dpcl-")]
         assert len(trained) == 1 and trained[0].data.params["dpcl.embedding_dim"] == name[3:], name
         assert any(r.info.run_name == "scores-dpcl" for r in by_experiment[name])
@@ -291,27 +307,3 @@ def test_dvc_builds_the_same_data_from_nothing(project):
     assert after["lists"] == before["lists"]
     assert after["features"] == before["features"]
     assert after["stats"] == pytest.approx(before["stats"], abs=1e-6)
-
-
-def test_a_deleted_model_is_made_again_with_the_same_weights(project):
-    # Was: "Nothing to be done" (the model's consumers were current, so Snakemake took it for an
-    # intermediate). The finished checkpoint makes the rebuild cheap and the weights identical.
-    import shutil
-
-    model = project / "data" / "models" / "dpcl"
-    before = model_weights(model / "model.pt")
-    shutil.rmtree(model)
-    assert "train_dpcl" in snakemake_pending(project)  # `all` reaches the model itself
-    # README's "recovering": the model alone (its consumers would follow under a plain `snakemake`;
-    # remaking them too costs CI minutes and shows nothing more).
-    remade = run(["snakemake", "--cores", "2", "data/models/dpcl"], cwd=project, timeout=900)
-    assert snakemake_jobs_run(remade.stderr) == {"train_dpcl"}
-    after = model_weights(model / "model.pt")
-    assert before.keys() == after.keys() and all(torch_equal(before[k], after[k]) for k in before)
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
-
