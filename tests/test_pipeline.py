@@ -221,8 +221,11 @@ def test_a_deleted_model_is_made_again_and_an_interrupted_training_resumes_to_th
         checkpoint.unlink()
     assert "train_dpcl" in snakemake_pending(project)
     command = ["snakemake", "--cores", "2", "data/models/dpcl"]
+    # SIGINT as a terminal user has it: a test run started in the background (`pytest &`, nohup)
+    # inherits SIGINT ignored, which Python and every child would keep, so Ctrl-C would do nothing.
     first = subprocess.Popen(command, cwd=project, env=tool_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not list((project / "data" / "checkpoints").glob("dpcl*.pt")):
         assert first.poll() is None, f"the training ended before its first checkpoint was seen:\n{first.stdout.read()}"
