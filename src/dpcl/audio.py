@@ -282,7 +282,13 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_int16(samples).astype("<i2")  # WAV is little-endian; (n,) or (n, channels)
+    write_int16_wav(path, to_int16(samples), rate)
+
+
+def write_int16_wav(path: str | Path, data: np.ndarray, rate: int) -> None:
+    """Write int16 samples, (n,) or (n, channels), as a PCM WAV: the one WAV writer of the stages,
+    whichever float-to-int16 convention made `data` (WSJ0-2mix's here, soundfile's in librimix)."""
+    data = np.asarray(data).astype("<i2")  # WAV is little-endian
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1 if data.ndim == 1 else data.shape[1])
         out.setsampwidth(2)

@@ -10,8 +10,8 @@ Every default of a run lives in one place, params.yaml: the params files a stage
 (params.yaml, then profiles deep-merged on top) must state every key together, and a key none
 of them states stops the run with its name (`load_params`). An empty file therefore never runs
 on other values than the ones a user reads in params.yaml. The dataclass defaults below serve
-only code that builds `Params` itself (tests, a checkpoint's saved params): they are the
-smallest sensible values for that, not the pipeline's.
+only code that builds `Params` itself (tests, a checkpoint's saved params); they are not the
+pipeline's values and need not match params.yaml.
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ import csv
 import hashlib
 import logging
 import math
-import wave
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
@@ -42,6 +41,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from dpcl.atomic import atomic_dir, write_json
+from dpcl.audio import write_int16_wav
 from dpcl.config import Params, params_to_dict
 from dpcl.mixing import SPLITS, Mode, parallel_map
 from dpcl.mixlists import MixError
@@ -239,11 +239,7 @@ def write_pcm16(path: Path, samples: np.ndarray, rate: int) -> int:
     Returns how many samples lay beyond full scale and were clipped, as soundfile clips them:
     LibriMix's gains were chosen to avoid it, so the stage counts them rather than refuse.
     """
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(to_pcm16(samples).tobytes())
+    write_int16_wav(path, to_pcm16(samples), rate)
     return int(np.count_nonzero(np.abs(samples) > 1.0))
 
 
