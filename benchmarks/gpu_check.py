@@ -60,7 +60,7 @@ from torch import nn
 from dpcl.config import Params, load_params
 from dpcl.models.build import build_model
 from dpcl.objectives import DeepClusteringObjective
-from dpcl.train_loop import make_optimizer
+from dpcl.train_loop import autocast_enabled, make_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "gpu_check.json"
@@ -217,15 +217,6 @@ def device_agreement(params: Params, settings: Settings, device: torch.device) -
 # --------------------------------------------------------------------------- training throughput
 
 
-def autocast_enabled(mode: str, device: torch.device) -> bool:
-    """bfloat16 autocast for mode bf16 on CUDA only, as train_loop's `_autocast` decides.
-
-    On a CPU the project never autocasts (and oneDNN's LSTM may lack a bfloat16 kernel), so the
-    smoke run's bf16 row runs the same code in float32.
-    """
-    return mode == "bf16" and device.type == "cuda"
-
-
 @contextlib.contextmanager
 def output_dtypes(model: nn.Module) -> Iterator[dict[str, str]]:
     """The dtype each kind of layer (LSTM, Linear) outputs inside the block: what autocast really ran.
@@ -272,7 +263,8 @@ def measure_mode(mode: str, params: Params, settings: Settings, batches: list[Ba
     model = fresh_model(params, settings.seed).to(device).train()
     objective = make_objective(params)
     optimizer = make_optimizer(cfg, model.parameters(), cfg.phases[0].learning_rate)
-    bf16 = autocast_enabled(mode, device)
+    # train-dpcl's own decision for `mixed_precision: true` (bf16) or false (fp32): CUDA only.
+    bf16 = autocast_enabled(dataclasses.replace(cfg, mixed_precision=mode == "bf16"), device)
     step = lambda i: train_step(model, objective, batches[i % len(batches)], optimizer,  # noqa: E731
                                 cfg.grad_clip, bf16)
     reset_peak_memory(device)

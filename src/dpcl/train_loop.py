@@ -134,10 +134,14 @@ def _to(batch: Batch, device: torch.device) -> Batch:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
+def autocast_enabled(cfg: TrainingConfig, device: torch.device) -> bool:
+    """Whether training autocasts: `mixed_precision` on CUDA only (the CPU never autocasts)."""
+    return cfg.mixed_precision and device.type == "cuda"
+
+
 def _autocast(cfg: TrainingConfig, device: torch.device):
     """bfloat16 autocast on CUDA when asked: no loss scaling needed, the loss stays float32."""
-    enabled = cfg.mixed_precision and device.type == "cuda"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=autocast_enabled(cfg, device))
 
 
 def evaluate(model: nn.Module, objective: Objective, dataset: Dataset, batch_size: int, cfg: TrainingConfig,
