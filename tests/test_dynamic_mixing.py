@@ -174,3 +174,44 @@ def test_interrupted_dynamic_mixing_run_resumes_to_the_same_weights(corpus: Path
     assert len(state.history) == 2
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_loader_workers_change_the_speed_never_the_batches(corpus: Path) -> None:
+    """Examples drawn in DataLoader worker processes, with levels measured up front, are the ones
+    the training process draws itself: the same weights after an epoch."""
+    import dataclasses
+
+    pool = UtterancePool.from_corpus(corpus, RATE)
+    training = {"phases": [{"chunk_frames": 50, "epochs": 1, "batch_size": 4, "learning_rate": 3e-3}],
+                "device": "cpu", "early_stopping_patience": 0, "dynamic_mixing": {"enabled": True}}
+    params = params_from_dict({"dpcl": {"sizes": {"default": {"hidden": 8, "layers": 1}}, "embedding_dim": 4,
+                                        "training": training}})
+    stats = (np.zeros(129), np.ones(129))
+
+    def trained(workers: int, checkpoint: Path) -> dict:
+        cfg = dataclasses.replace(params.dpcl.training, loader_workers=workers)
+
+        def datasets(chunk_frames: int):
+            drawn = DynamicMixDataset(pool, 16, chunk_frames, cfg.dynamic_mixing, params.features, stats, 2.5, 0.9, 0)
+            if workers:
+                drawn.measure_levels()
+                assert len(drawn._levels) == len(pool.samples)
+            held_out = DynamicMixDataset(pool, 4, chunk_frames, cfg.dynamic_mixing, params.features, stats,
+                                         2.5, 0.9, 1)
+            return drawn, held_out
+
+        torch.manual_seed(0)
+        model = build_model(params, "dpcl", None)
+        fit(model, DeepClusteringObjective(2), datasets, cfg, checkpoint, {"workers": workers})
+        return model.state_dict()
+
+    alone, with_workers = trained(0, corpus.parent / "w0.pt"), trained(2, corpus.parent / "w2.pt")
+    for key, tensor in alone.items():
+        assert torch.equal(tensor, with_workers[key]), key
+
+
+def test_loader_workers_must_not_be_negative() -> None:
+    from dpcl.config import ConfigError
+
+    with pytest.raises(ConfigError, match="loader_workers"):
+        params_from_dict({"dpcl": {"training": {"loader_workers": -1}}})

@@ -169,6 +169,13 @@ class DynamicMixDataset(Dataset):
             self._levels[utterance] = level
         return level
 
+    def measure_levels(self) -> None:
+        """Measure every unaugmented utterance's level now, in this process. DataLoader workers
+        start each epoch from a copy of this dataset and would otherwise each measure them again."""
+        for utterance, samples in enumerate(self.pool.samples):
+            if utterance not in self._levels:
+                self._levels[utterance] = active_level(samples.astype(np.float64), self.pool.rate).level
+
     def _pick(self, speakers: list[str], rng: np.random.Generator) -> int:
         utterances = self._by_speaker[speakers[int(rng.integers(len(speakers)))]]
         return utterances[int(rng.integers(len(utterances)))]

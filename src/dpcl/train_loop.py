@@ -291,7 +291,9 @@ def _train_epoch(model: nn.Module, objective: Objective, train_set: Dataset, val
     if cfg.max_batches_per_epoch:  # the epoch's examples, whatever the number of ranks sharing them
         order = order[: cfg.max_batches_per_epoch * batch_size]
     order = distributed.shard(order, world)
-    loader = DataLoader(Subset(train_set, order), batch_size=batch_size, shuffle=False, drop_last=False)
+    # An example depends on its index and the epoch alone, so workers change the speed, never the batches.
+    loader = DataLoader(Subset(train_set, order), batch_size=batch_size, shuffle=False, drop_last=False,
+                        num_workers=cfg.loader_workers)
     model.train()
     total, count = 0.0, 0
     progress = tqdm(loader, desc=f"{desc} p{phase + 1} e{epoch + 1}", unit="batch", mininterval=5, leave=False,
