@@ -108,8 +108,11 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
         if not pool:
             pool.append(UtterancePool.from_corpus(Path(corpus_dir), params.corpus.sample_rate))
         # An epoch holds as many examples as the fixed mixtures give chunks: equal budgets compare.
-        return DynamicMixDataset(pool[0], len(fixed), chunk_frames, cfg.dynamic_mixing, params.features,
-                                 stats_arrays, params.mix.max_gain_db, params.mix.peak, cfg.seed), validation
+        drawn = DynamicMixDataset(pool[0], len(fixed), chunk_frames, cfg.dynamic_mixing, params.features,
+                                  stats_arrays, params.mix.max_gain_db, params.mix.peak, cfg.seed)
+        if cfg.loader_workers:
+            drawn.measure_levels()
+        return drawn, validation
 
     score = (SdriScorer(params, Path(mix_dir), stats_arrays, cfg.selection_mixtures)
              if cfg.selection == "sdri" else None)
@@ -157,16 +160,22 @@ def _train(params: Params, kind: str, transfer: str | None, objective: Objective
     return state
 
 
+def model_payload(model: nn.Module, params: Params, kind: str, transfer: str | None, objective: str | None,
+                  name: str, stats: dict[str, Any]) -> dict[str, Any]:
+    """What model.pt holds: the weights, the params they were trained under and the feature
+    statistics, so `dpcl separate` needs nothing but the file."""
+    return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "params": params_to_dict(params), "kind": kind, "transfer": transfer, "objective": objective,
+            "name": name, "stats": {"mean": stats["mean"], "std": stats["std"]}}
+
+
 def _write_outputs(out_dir: Path, model: nn.Module, params: Params, kind: str, transfer: str | None,
                    model_params: dict[str, Any], state: TrainState, name: str, device: torch.device,
                    seconds: float, stats: dict[str, Any]) -> None:
-    """model.pt carries the feature statistics too, so `dpcl separate` needs nothing but the file."""
     history = pd.DataFrame([asdict(r) for r in state.history])
     with atomic_dir(out_dir) as staging:
-        torch.save({"state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                    "params": params_to_dict(params), "kind": kind, "transfer": transfer,
-                    "objective": model_params.get("objective"), "name": name,
-                    "stats": {"mean": stats["mean"], "std": stats["std"]}}, staging / "model.pt")
+        torch.save(model_payload(model, params, kind, transfer, model_params.get("objective"), name, stats),
+                   staging / "model.pt")
         history.to_csv(staging / "history.csv", index=False)
         write_json(staging / "metrics.json", {
             "name": name, "best_val_loss": float(history["val_loss"].min()), "epochs": len(history),
