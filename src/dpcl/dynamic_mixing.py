@@ -159,22 +159,25 @@ class DynamicMixDataset(Dataset):
         return mix * scale, stacked * scale, drawn
 
     def _level(self, utterance: int, augmented: Augmented) -> float:
-        """P.56 level of the augmented utterance; an untouched utterance's is measured once (half
-        the cost of an example otherwise) and kept for the following epochs."""
+        """P.56 level of the augmented utterance (an untouched one's from the cache)."""
         untouched = augmented.speed == 1.0 and augmented.tilt == 0.0 and not augmented.telephone
-        if untouched and utterance in self._levels:
-            return self._levels[utterance]
-        level = active_level(augmented.samples, self.pool.rate).level
         if untouched:
-            self._levels[utterance] = level
-        return level
+            return self._unaugmented_level(utterance)
+        return active_level(augmented.samples, self.pool.rate).level
+
+    def _unaugmented_level(self, utterance: int) -> float:
+        """An untouched utterance's level is measured once (half the cost of an example otherwise)
+        and kept for the following epochs."""
+        if utterance not in self._levels:
+            samples = self.pool.samples[utterance].astype(np.float64)  # what draw() hands augment_source
+            self._levels[utterance] = active_level(samples, self.pool.rate).level
+        return self._levels[utterance]
 
     def measure_levels(self) -> None:
         """Measure every unaugmented utterance's level now, in this process. DataLoader workers
         start each epoch from a copy of this dataset and would otherwise each measure them again."""
-        for utterance, samples in enumerate(self.pool.samples):
-            if utterance not in self._levels:
-                self._levels[utterance] = active_level(samples.astype(np.float64), self.pool.rate).level
+        for utterance in range(len(self.pool.samples)):
+            self._unaugmented_level(utterance)
 
     def _pick(self, speakers: list[str], rng: np.random.Generator) -> int:
         utterances = self._by_speaker[speakers[int(rng.integers(len(speakers)))]]
