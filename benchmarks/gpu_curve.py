@@ -160,28 +160,24 @@ def train(marks: list[int], out: Path, workers: int, batches_per_epoch: int) -> 
 
 
 def score(models: Path, mixtures: int, out: Path) -> None:
-    from dpcl.models.build import build_model
-    from dpcl.config import params_from_dict
+    from dpcl.separate import Separator
     from dpcl.validation import SdriScorer
 
     files = sorted(models.glob("dpcl-gpu-*.pt"), key=lambda f: int(f.stem.rsplit("-", 1)[1]))
     if not files:
         raise SystemExit(f"no dpcl-gpu-*.pt in {models}: run `train` on the GPU first")
     trained = json.loads((models / "gpu_curve_train.json").read_text())
-    first = torch.load(files[0], map_location="cpu", weights_only=False)
-    params = params_from_dict(first["params"])
-    stats = (np.asarray(first["stats"]["mean"], np.float32), np.asarray(first["stats"]["std"], np.float32))
-    test = SdriScorer(params, DATA / "mix", stats, mixtures, split="tt")
+    # Each model loads as `dpcl separate` loads it: the file's own params and statistics, checked.
+    separators = [Separator(file, None) for file in files]
+    first = separators[0]
+    test = SdriScorer(first.params, DATA / "mix", (first.mean, first.std), mixtures, split="tt")
     ceiling = test.ibm()
     by_batches = {row["batches"]: row for row in trained["rows"]}
     rows = []
     print(f"{'batches':>8} {'GPU s':>6} {'SDRi dB':>8} {'of IBM':>7}")
-    for file in files:
-        payload = torch.load(file, map_location="cpu", weights_only=False)
-        model = build_model(params, "dpcl", None)
-        model.load_state_dict(payload["state_dict"])
+    for file, separator in zip(files, separators):
         batches = int(file.stem.rsplit("-", 1)[1])
-        sdri = test(model)
+        sdri = test(separator.model)
         rows.append({**by_batches.get(batches, {"batches": batches}), "test_sdri": round(sdri, 3),
                      "ibm_share": round(sdri / ceiling, 3)})
         print(f"{batches:>8} {rows[-1].get('train_seconds', float('nan')):>6.0f} {sdri:>8.2f} "
